@@ -21,7 +21,7 @@ import random
 import re
 import zlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, cached_property
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -34,7 +34,7 @@ N_TRAIN = 20_000
 SPLIT_SEED = 1234
 """Seed of the split generator; changing it changes every eval split, so it is fixed."""
 
-_NAME = re.compile(r"^(add|sub|mul|chain)(\d+)$")
+_NAME = re.compile(r"(add|sub|mul|chain)([1-9][0-9]?)")
 _OPS = {"add": "+", "sub": "-", "mul": "*"}
 MAX_ANSWER_DIGITS = 18
 """Longest digit run ``parse_answer`` accepts; longer runs are not answers but noise."""
@@ -65,7 +65,7 @@ class Task:
     train: tuple[Problem, ...]
     eval: tuple[Problem, ...]
 
-    @property
+    @cached_property
     def max_answer_len(self) -> int:
         """Characters of the longest possible answer, sign included."""
         return max(len(str(p.answer)) for p in self.train + self.eval)
@@ -74,7 +74,9 @@ class Task:
 def _expression(op: str, operands: list[int], rng: random.Random) -> str:
     if op == "chain":
         signs = [rng.choice("+-") for _ in operands[1:]]
-        return str(operands[0]) + "".join(s + str(x) for s, x in zip(signs, operands[1:]))
+        return str(operands[0]) + "".join(
+            s + str(x) for s, x in zip(signs, operands[1:], strict=True)
+        )
     return _OPS[op].join(str(x) for x in operands)
 
 
@@ -113,7 +115,7 @@ def _generate(op: str, n_operands: int, n_digits: int, n: int, seed: int) -> lis
 
 def parse_task_name(name: str) -> tuple[str, int, int]:
     """``"add2"`` -> ``("add", 2, 2)``: (op, n_operands, n_digits). ``chainK`` has 2-digit operands."""
-    m = _NAME.match(name) if isinstance(name, str) else None
+    m = _NAME.fullmatch(name) if isinstance(name, str) else None
     if m is None:
         raise ValueError(
             f"unknown task name {name!r}: expected add<d>, sub<d>, mul<d> (d = digits, 1..4) "
@@ -148,27 +150,47 @@ def read_jsonl(path: Path) -> list[Problem]:
 def generate_splits(name: str, seed: int = SPLIT_SEED) -> tuple[list[Problem], list[Problem]]:
     """(train, eval) generated from ``seed``; eval is the first ``N_EVAL`` distinct problems."""
     op, n_operands, n_digits = parse_task_name(name)
-    seed = seed + zlib.crc32(name.encode())  # each task its own stable stream (no hash randomisation)
+    seed += zlib.crc32(name.encode())  # each task its own stable stream, no hash randomisation
     problems = _generate(op, n_operands, n_digits, N_EVAL + N_TRAIN, seed)
     n_eval = min(N_EVAL, len(problems) // 5)  # tiny tasks (add1) keep 80% for training
-    return problems[n_eval:], problems[:n_eval]
+    eval_ = problems[:n_eval]
+    return _without(problems[n_eval:], eval_), eval_
 
 
-@lru_cache(maxsize=None)
+def _without(train: list[Problem], eval_: list[Problem]) -> list[Problem]:
+    held_out = {_canonical(p.prompt) for p in eval_}
+    return [p for p in train if _canonical(p.prompt) not in held_out]
+
+
 def get_task(name: str) -> Task:
     """The task called ``name`` (``add2``, ``sub2``, ``mul2``, ``chain3``, ...) with its splits.
 
     The eval split is read from ``data/eval/<name>.jsonl`` when that file exists (it is the
     reference every figure is measured on) and generated otherwise; the train split never
-    contains an eval prompt.
+    contains an eval problem, nor its commuted twin (``7+65=`` for ``65+7=``), so eval accuracy
+    measures generalisation, not recall.
     """
+    parse_task_name(name)  # a clear ValueError before the cache sees an unhashable name
+    return _get_task(name)
+
+
+@cache
+def _get_task(name: str) -> Task:
     op, n_operands, n_digits = parse_task_name(name)
     train, eval_ = generate_splits(name)
     if eval_path(name).exists():
         eval_ = read_jsonl(eval_path(name))
-        held_out = {p.prompt for p in eval_}
-        train = [p for p in train if p.prompt not in held_out]
+        train = _without(train, eval_)
     return Task(name, op, n_operands, n_digits, tuple(train), tuple(eval_))
+
+
+def _canonical(prompt: str) -> str:
+    """``"65+7="`` and ``"7+65="`` are one problem for a held-out split: sort commutative operands."""
+    for sym in "+*":
+        parts = prompt[:-1].split(sym)
+        if len(parts) == 2 and all(x.isdigit() for x in parts):
+            return sym.join(sorted(parts, key=int))
+    return prompt[:-1]
 
 
 TASK_NAMES = ("add2", "sub2", "mul2", "chain3")

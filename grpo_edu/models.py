@@ -1,0 +1,165 @@
+"""The tiny causal language model, its critic (value model) for PPO, and the frozen reference.
+
+The policy is a real ``transformers`` Llama (the family of DeepSeek-R1's distilled students),
+only small: 4 layers of width 128, about 0.8M parameters, dropout off. Because it is a standard
+``PreTrainedModel`` it works with ``generate()``, ``save_pretrained`` and TRL's ``GRPOTrainer``.
+
+Checkpoints live in ``data/checkpoints/<name>/`` as ``model.safetensors`` + ``config.json`` +
+tokenizer files + ``card.json`` (how it was made and how accurate it is). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import LlamaConfig, LlamaForCausalLM, LlamaModel, PreTrainedTokenizerFast
+
+from .tokenizer import build_tokenizer
+from .vocab import BOS_ID, EOS_ID, PAD_ID, VOCAB
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size of the tiny Llama. Defaults give ~0.8M parameters (3.3 MB in float32)."""
+
+    hidden_size: int = 128
+    """Width of the residual stream (typical for this course: 64..256)."""
+    n_layers: int = 4
+    """Transformer blocks (2..8)."""
+    n_heads: int = 4
+    """Attention heads; ``hidden_size`` must be divisible by it."""
+    intermediate_size: int = 384
+    """Width of the SwiGLU MLP (usually ~3x ``hidden_size``)."""
+    max_position_embeddings: int = 64
+    """Longest prompt + completion, in characters."""
+
+    def to_llama(self) -> LlamaConfig:
+        if self.hidden_size % self.n_heads:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be divisible by n_heads={self.n_heads}"
+            )
+        return LlamaConfig(
+            vocab_size=len(VOCAB),
+            hidden_size=self.hidden_size,
+            intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.n_layers,
+            num_attention_heads=self.n_heads,
+            num_key_value_heads=self.n_heads,
+            max_position_embeddings=self.max_position_embeddings,
+            attention_dropout=0.0,  # dropout off: log-probs must be the same in sampling and training
+            tie_word_embeddings=True,
+            bos_token_id=BOS_ID,
+            eos_token_id=EOS_ID,
+            pad_token_id=PAD_ID,
+        )
+
+
+def build_model(config: ModelConfig = ModelConfig(), seed: int = 0) -> LlamaForCausalLM:
+    """A freshly initialised policy (seeded), in float32 with dropout off."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config.to_llama())
+    model.generation_config.pad_token_id = PAD_ID
+    return model
+
+
+def n_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """The reference policy pi_ref: an in-memory copy with gradients off, in eval mode."""
+    ref = copy.deepcopy(model).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+class Critic(nn.Module):
+    """PPO's value model V(s_t): the policy's transformer body with a scalar head.
+
+    ``forward`` returns one value per position, (B, T): the value of the state made of the tokens
+    up to and including position t. Initialised from the policy's body (the InstructGPT recipe
+    initialises the critic from a model of the policy's size), so it costs as much memory as the
+    policy: that is the cost GRPO removes.
+    """
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.body = LlamaModel(config)
+        self.head = nn.Linear(config.hidden_size, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @classmethod
+    def from_policy(cls, policy: LlamaForCausalLM) -> Critic:
+        critic = cls(policy.config)
+        critic.body.load_state_dict(policy.model.state_dict())
+        return critic.to(policy.device)
+
+    def forward(self, input_ids, attention_mask, position_ids=None) -> torch.Tensor:
+        hidden = self.body(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+        ).last_hidden_state  # (B, T, C)
+        return self.head(hidden).squeeze(-1)  # (B, T)
+
+
+def checkpoint_path(name: str) -> Path:
+    return CHECKPOINT_DIR / name
+
+
+def save_policy(model, tokenizer, path: str | Path, card: dict | None = None) -> Path:
+    """Write model (safetensors), tokenizer and an optional JSON card to ``path``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    if card is not None:
+        (path / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def load_card(name_or_path: str | Path) -> dict:
+    """The JSON card of a checkpoint (config, steps, seed, accuracies, time)."""
+    path = Path(name_or_path)
+    path = path if path.exists() else checkpoint_path(str(name_or_path))
+    return json.loads((path / "card.json").read_text())
+
+
+def load_policy(
+    name_or_path: str | Path = "add2", device: str = "cpu"
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    """(model, tokenizer) from a shipped checkpoint name (``"add2"``) or a directory. Offline."""
+    path = Path(name_or_path)
+    if not path.exists():
+        path = checkpoint_path(str(name_or_path))
+    if not (path / "model.safetensors").exists():
+        shipped = sorted(p.name for p in CHECKPOINT_DIR.glob("*") if p.is_dir())
+        raise ValueError(
+            f"no checkpoint {str(name_or_path)!r}: expected a directory with model.safetensors "
+            f"or one of the shipped names {shipped}"
+        )
+    model = LlamaForCausalLM.from_pretrained(path, local_files_only=True).to(device)
+    model.generation_config.pad_token_id = PAD_ID
+    return model, build_tokenizer()
+
+
+def model_config_of(model: LlamaForCausalLM) -> dict:
+    """The ``ModelConfig`` fields of a policy, for cards and reports."""
+    c = model.config
+    return asdict(
+        ModelConfig(
+            c.hidden_size,
+            c.num_hidden_layers,
+            c.num_attention_heads,
+            c.intermediate_size,
+            c.max_position_embeddings,
+        )
+    )
