@@ -1,0 +1,149 @@
+"""The main job: PPO and GRPO from the same warm start, on the same budget, side by side.
+
+Both algorithms see the same number of completions per step (``completions_per_step``) and the
+same total budget; GRPO spends them as ``n_prompts x G`` groups, PPO as one completion for each of
+``completions_per_step`` prompts (its usual recipe: the critic, not a group, is its baseline).
+Every ``eval_every`` steps the policy is evaluated on the task's fixed eval split (greedy, and
+sampled at the training temperature); evaluation time is excluded from the wall-clock columns.
+
+``run_compare`` returns a ``CompareResult``: per-step metrics of both runs in one long DataFrame
+(column ``algorithm``), a summary table, and the memory accounts. ``plots.compare_figures`` draws it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+
+from .accounting import MB
+from .evaluate import accuracy, evaluate_policy
+from .models import load_policy, n_params
+from .tasks import get_task
+from .trainer import TrainConfig, TrainResult, train
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """PPO vs GRPO on one task. ``fast()`` gives the CI-sized version."""
+
+    grpo: TrainConfig = TrainConfig(algorithm="grpo")
+    """The GRPO run (DeepSeekMath defaults; see ``TrainConfig`` and ``GRPOConfig``)."""
+    ppo: TrainConfig = TrainConfig(algorithm="ppo", n_prompts=128, group_size=1, lr=1e-4)
+    """The PPO run: same completions per step and steps as GRPO, one completion per prompt."""
+    eval_every: int = 10
+    """Steps between evaluations."""
+    eval_samples: int = 2
+    """Samples per eval problem for sampled accuracy during training (the final report uses 8)."""
+    eval_size: int = 500
+    """Eval problems used during training (the final report always uses the whole split)."""
+
+    def __post_init__(self):
+        g, p = self.grpo, self.ppo
+        if g.completions_per_step != p.completions_per_step or g.steps != p.steps:
+            raise ValueError(
+                "PPO and GRPO must get the same budget: completions per step "
+                f"{g.completions_per_step} vs {p.completions_per_step}, steps {g.steps} vs {p.steps}"
+            )
+        if g.task != p.task or g.checkpoint != p.checkpoint:
+            raise ValueError("PPO and GRPO must start from the same checkpoint on the same task")
+
+    @classmethod
+    def fast(cls) -> CompareConfig:
+        """A short version (CI, notebooks with GRPO_EDU_FAST=1): same recipe, fewer steps."""
+        c = cls()
+        return replace(c, grpo=replace(c.grpo, steps=20), ppo=replace(c.ppo, steps=20),
+                       eval_every=10, eval_samples=1, eval_size=200)  # fmt: skip
+
+    def with_steps(self, steps: int) -> CompareConfig:
+        return replace(
+            self, grpo=replace(self.grpo, steps=steps), ppo=replace(self.ppo, steps=steps)
+        )
+
+    def with_seed(self, seed: int) -> CompareConfig:
+        return replace(self, grpo=replace(self.grpo, seed=seed), ppo=replace(self.ppo, seed=seed))
+
+
+@dataclass
+class CompareResult:
+    config: CompareConfig
+    metrics: pd.DataFrame
+    """Per-step metrics of both runs, long format with an ``algorithm`` column."""
+    summary: pd.DataFrame
+    """One row per algorithm (index): accuracies, wall time, memory, parameters."""
+    runs: dict[str, TrainResult] = field(default_factory=dict)
+    start: dict = field(default_factory=dict)
+    """The warm start's evaluation (the same for both)."""
+
+
+def make_eval_callback(tokenizer, problems, temperature: float, samples: int, seed: int = 0):
+    """callback(step, policy) -> {"eval/greedy": ..., "eval/sampled": ...} for ``train``."""
+
+    def callback(step, policy):
+        return {
+            "eval/greedy": accuracy(policy, tokenizer, problems, temperature=0.0),
+            "eval/sampled": accuracy(policy, tokenizer, problems, temperature, seed, n=samples),
+        }
+
+    return callback
+
+
+def run_compare(config: CompareConfig = CompareConfig(), progress: bool = True) -> CompareResult:
+    """Train GRPO then PPO from the same warm start; evaluate both on the same eval problems."""
+    task = get_task(config.grpo.task)
+    problems = task.eval[: config.eval_size]
+    runs, rows, summary = {}, [], {}
+    start = None
+    for run_config in (config.grpo, config.ppo):
+        policy, tokenizer = load_policy(run_config.checkpoint)
+        if start is None:
+            start = evaluate_policy(
+                policy, tokenizer, task.eval, k=8, temperature=run_config.temperature
+            )
+        callback = make_eval_callback(
+            tokenizer, problems, run_config.temperature, config.eval_samples
+        )
+        first = callback(0, policy)
+        result = train(
+            run_config, policy, tokenizer, callback, config.eval_every, progress=progress
+        )
+        zero = {"step": 0, "completions_seen": 0, "time/elapsed": 0.0, **first}
+        df = pd.concat([pd.DataFrame([zero]), result.metrics], ignore_index=True)
+        df.insert(0, "algorithm", run_config.algorithm)
+        rows.append(df)
+        runs[run_config.algorithm] = result
+        summary[run_config.algorithm] = _summarise(result, tokenizer, task)
+    summary_df = pd.DataFrame(summary).T
+    summary_df.loc["start"] = {
+        "greedy": start.greedy, "sampled": start.sampled,
+        "pass@8": start.pass_at_k, "maj@8": start.maj_at_k,
+    }  # fmt: skip
+    return CompareResult(
+        config, pd.concat(rows, ignore_index=True), summary_df, runs, start.as_dict()
+    )
+
+
+def _summarise(result: TrainResult, tokenizer, task) -> dict:
+    final = evaluate_policy(
+        result.policy, tokenizer, task.eval, k=8, temperature=result.config.temperature
+    )
+    m, st = result.metrics, result.state
+    held = (
+        n_params(st.policy)
+        + n_params(st.ref_model)
+        + (n_params(st.critic) if st.critic is not None else 0)
+    )
+    return {
+        "greedy": final.greedy,
+        "sampled": final.sampled,
+        "pass@8": final.pass_at_k,
+        "maj@8": final.maj_at_k,
+        "steps": int(m["step"].iloc[-1]),
+        "completions": int(m["completions_seen"].iloc[-1]),
+        "train_seconds": float(m["time/elapsed"].iloc[-1]),
+        "seconds_per_step": float(m["time/step"].median()),
+        "train_state_mb": result.memory["measured"]["total"] / MB,
+        "trainable_params": sum(p.numel() for p in st.optimizer.param_groups[0]["params"])
+        + sum(p.numel() for g in st.optimizer.param_groups[1:] for p in g["params"]),
+        "held_params": held,
+    }
