@@ -1,0 +1,139 @@
+"""Tests of grpo_edu.trl_bridge: TRL's GRPOTrainer trains the course's model, offline, with its rewards."""
+
+import functools
+import math
+import os
+import socket
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub reads it (see `offline` too)
+
+import pytest
+import torch
+
+pytest.importorskip("trl")
+pytest.importorskip("datasets")
+
+from grpo_edu import trl_bridge  # noqa: E402
+from grpo_edu.models import build_model  # noqa: E402
+from grpo_edu.rewards import correctness_reward  # noqa: E402
+from grpo_edu.tasks import get_task, make_problem  # noqa: E402
+from grpo_edu.tokenizer import build_tokenizer  # noqa: E402
+from grpo_edu.vocab import EOS_ID  # noqa: E402
+
+TINY = dict(num_generations=4, per_device_train_batch_size=8)  # one step: 2 prompts x 4
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No Hub, and any attempt to open a network connection fails the test."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+    def refuse(self, address, *args):
+        raise AssertionError(f"network access attempted: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Matrices this small gain nothing from threads, and lose a lot on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def length_reward(prompts, completions, **kwargs):
+    """A signal even an untrained model's group varies in, so that the weights must move."""
+    return [float(len(c)) for c in completions]
+
+
+def test_task_dataset_columns():
+    ds = trl_bridge.task_dataset("add2", "eval", n=5)
+    assert ds.column_names == ["prompt", "answer"]
+    assert (ds.features["prompt"].dtype, ds.features["answer"].dtype) == ("string", "int64")
+    eval_ = get_task("add2").eval[:5]
+    assert ds["prompt"] == [p.prompt for p in eval_]
+    assert ds["answer"] == [p.answer for p in eval_]
+    assert len(trl_bridge.task_dataset("add2")) == len(get_task("add2").train)
+    with pytest.raises(ValueError, match="split must be 'train' or 'eval', got 'test'"):
+        trl_bridge.task_dataset("add2", "test")
+    with pytest.raises(ValueError, match="n must be a positive int or None, got 0"):
+        trl_bridge.task_dataset("add2", n=0)
+
+
+def test_cpu_grpo_config(tmp_path):
+    cfg = trl_bridge.cpu_grpo_config(tmp_path, "add2")
+    assert (cfg.bf16, cfg.fp16, cfg.gradient_checkpointing) == (False, False, False)
+    assert (cfg.loss_type, cfg.beta, cfg.epsilon, cfg.scale_rewards) == ("grpo", 0.04, 0.2, "group")
+    assert cfg.use_bias_correction_kl is False and cfg.report_to == []
+    assert cfg.generation_batch_size == 128 and cfg.num_generations == 8  # 16 prompts x 8
+    assert cfg.max_completion_length == 5  # "198" + EOS + 1 spare
+    assert trl_bridge.cpu_grpo_config(tmp_path, "mul2").max_completion_length == 6  # "9801"
+    cfg = trl_bridge.cpu_grpo_config(tmp_path, loss_type="dapo", gradient_checkpointing=True)
+    assert cfg.loss_type == "dapo" and cfg.gradient_checkpointing is True
+    with pytest.raises(ValueError, match=r"unknown GRPOConfig fields: \['kl_coef'\]"):
+        trl_bridge.cpu_grpo_config(tmp_path, kl_coef=0.1)
+
+
+def test_two_trl_steps_change_the_weights(tmp_path):
+    model, calls = build_model(seed=1), []
+
+    @functools.wraps(correctness_reward)  # TRL logs a reward under its __name__
+    def spy(prompts, completions, **kwargs):
+        calls.append((list(prompts), list(completions), kwargs))
+        return correctness_reward(prompts, completions, **kwargs)
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    metrics = trl_bridge.train_with_trl(
+        model, build_tokenizer(), "add2", [spy, length_reward],
+        output_dir=str(tmp_path), max_steps=2, **TINY,
+    )  # fmt: skip
+
+    # beta > 0: the reference was saved from this very model and loaded back from disk
+    init = tmp_path / "init_policy"
+    assert model.config._name_or_path == str(init) and (init / "model.safetensors").exists()
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert len(changed) == len(before)  # every tensor moved
+    assert list(metrics.index) == [1, 2]
+    for col in ["loss", "reward", "reward_std", "kl", "entropy", "clip_ratio/region_mean",
+                "completions/mean_length", "rewards/correctness_reward/mean", "grad_norm"]:  # fmt: skip
+        assert col in metrics.columns, col
+    assert all(math.isfinite(x) for x in metrics.select_dtypes("number").to_numpy().ravel())
+    assert metrics["grad_norm"].gt(0).all()
+
+    # our reward function got TRL's columns: one answer per completion, matching its prompt
+    assert len(calls) == 2
+    for prompts, completions, kwargs in calls:
+        assert len(prompts) == len(completions) == len(kwargs["answer"]) == 8
+        assert kwargs["answer"] == [make_problem(p[:-1]).answer for p in prompts]
+        assert len(kwargs["completion_ids"]) == 8
+
+
+def test_rewards_receive_answer_column_inside_trl(tmp_path):
+    trainer = trl_bridge.make_trainer(
+        build_model(), None, "add2", ["correctness", "format", "partial"],
+        output_dir=str(tmp_path), beta=0.0, **TINY,
+    )  # fmt: skip
+    assert trainer.reward_func_names == [
+        "correctness_reward",
+        "format_reward",
+        "partial_credit_reward",
+    ]
+    rows = [{"prompt": "47+8=", "answer": 55}] * 2 + [{"prompt": "12+40=", "answer": 52}] * 2
+    completions = ["55", " 55x", "52", "25"]
+    ids = [
+        trainer.processing_class(c, add_special_tokens=False).input_ids + [EOS_ID]
+        for c in completions
+    ]
+    rewards = trainer._calculate_rewards(rows, [r["prompt"] for r in rows], completions, ids)
+    expected = [[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]]
+    torch.testing.assert_close(rewards, torch.tensor(expected))
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no checkpoint 'nope'"):
+        trl_bridge.make_trainer("nope", output_dir=str(tmp_path))
