@@ -3,7 +3,8 @@
 The library follows the data flow of the course, one module per stage::
 
     tasks -> rewards -> tokenizer -> models -> rollout -> advantages -> losses
-          -> algorithms -> trainer -> evaluate -> plots / widgets -> exercises -> cli
+          -> algorithms -> trainer -> evaluate -> compare -> plots -> explain -> widgets
+          -> exercises -> cli
 
 ``load_policy(name)`` is the usual entry point: the shipped warm-start policy and its tokenizer.
 """
