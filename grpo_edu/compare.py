@@ -29,14 +29,19 @@ class CompareConfig:
 
     grpo: TrainConfig = TrainConfig(algorithm="grpo")
     """The GRPO run (DeepSeekMath defaults; see ``TrainConfig`` and ``GRPOConfig``)."""
-    ppo: TrainConfig = TrainConfig(algorithm="ppo", n_prompts=128, group_size=1, lr=1e-4)
-    """The PPO run: same completions per step and steps as GRPO, one completion per prompt."""
-    eval_every: int = 10
+    ppo: TrainConfig = TrainConfig(algorithm="ppo", n_prompts=128, group_size=1)
+    """The PPO run: same completions per step, steps and learning rate as GRPO, one completion
+    per prompt (the critic is its baseline)."""
+    eval_every: int = 25
     """Steps between evaluations."""
     eval_samples: int = 2
     """Samples per eval problem for sampled accuracy during training (the final report uses 8)."""
     eval_size: int = 500
-    """Eval problems used during training (the final report always uses the whole split)."""
+    """Eval problems used during training."""
+    report_size: int | None = None
+    """Eval problems of the start and final reports (None: the whole split)."""
+    report_k: int = 8
+    """Samples per problem in those reports (sampled accuracy, pass@k, maj@k)."""
 
     def __post_init__(self):
         g, p = self.grpo, self.ppo
@@ -53,7 +58,7 @@ class CompareConfig:
         """A short version (CI, notebooks with GRPO_EDU_FAST=1): same recipe, fewer steps."""
         c = cls()
         return replace(c, grpo=replace(c.grpo, steps=20), ppo=replace(c.ppo, steps=20),
-                       eval_every=10, eval_samples=1, eval_size=200)  # fmt: skip
+                       eval_every=10, eval_samples=1, eval_size=200, report_k=4)  # fmt: skip
 
     def with_steps(self, steps: int) -> CompareConfig:
         return replace(
@@ -91,59 +96,47 @@ def make_eval_callback(tokenizer, problems, temperature: float, samples: int, se
 def run_compare(config: CompareConfig = CompareConfig(), progress: bool = True) -> CompareResult:
     """Train GRPO then PPO from the same warm start; evaluate both on the same eval problems."""
     task = get_task(config.grpo.task)
-    problems = task.eval[: config.eval_size]
-    runs, rows, summary = {}, [], {}
-    start = None
-    for run_config in (config.grpo, config.ppo):
-        policy, tokenizer = load_policy(run_config.checkpoint)
+    problems, report = task.eval[: config.eval_size], task.eval[: config.report_size]
+    runs, rows, summary, start = {}, [], {}, None
+    for run in (config.grpo, config.ppo):
+        policy, tokenizer = load_policy(run.checkpoint)
         if start is None:
-            start = evaluate_policy(
-                policy, tokenizer, task.eval, k=8, temperature=run_config.temperature
-            )
-        callback = make_eval_callback(
-            tokenizer, problems, run_config.temperature, config.eval_samples
-        )
+            start = evaluate_policy(policy, tokenizer, report, config.report_k, run.temperature)
+        callback = make_eval_callback(tokenizer, problems, run.temperature, config.eval_samples)
         first = callback(0, policy)
-        result = train(
-            run_config, policy, tokenizer, callback, config.eval_every, progress=progress
-        )
+        result = train(run, policy, tokenizer, callback, config.eval_every, progress=progress)
         zero = {"step": 0, "completions_seen": 0, "time/elapsed": 0.0, **first}
         df = pd.concat([pd.DataFrame([zero]), result.metrics], ignore_index=True)
-        df.insert(0, "algorithm", run_config.algorithm)
+        df.insert(0, "algorithm", run.algorithm)
         rows.append(df)
-        runs[run_config.algorithm] = result
-        summary[run_config.algorithm] = _summarise(result, tokenizer, task)
+        runs[run.algorithm] = result
+        final = evaluate_policy(result.policy, tokenizer, report, config.report_k, run.temperature)
+        summary[run.algorithm] = {**_accuracies(final), **_costs(result)}
     summary_df = pd.DataFrame(summary).T
-    summary_df.loc["start"] = {
-        "greedy": start.greedy, "sampled": start.sampled,
-        "pass@8": start.pass_at_k, "maj@8": start.maj_at_k,
-    }  # fmt: skip
-    return CompareResult(
-        config, pd.concat(rows, ignore_index=True), summary_df, runs, start.as_dict()
-    )
+    summary_df.loc["start"] = _accuracies(start)
+    metrics = pd.concat(rows, ignore_index=True)
+    return CompareResult(config, metrics, summary_df, runs, start.as_dict())
 
 
-def _summarise(result: TrainResult, tokenizer, task) -> dict:
-    final = evaluate_policy(
-        result.policy, tokenizer, task.eval, k=8, temperature=result.config.temperature
-    )
-    m, st = result.metrics, result.state
-    held = (
-        n_params(st.policy)
-        + n_params(st.ref_model)
-        + (n_params(st.critic) if st.critic is not None else 0)
-    )
+def _accuracies(report) -> dict:
     return {
-        "greedy": final.greedy,
-        "sampled": final.sampled,
-        "pass@8": final.pass_at_k,
-        "maj@8": final.maj_at_k,
+        "greedy": report.greedy,
+        "sampled": report.sampled,
+        f"pass@{report.k}": report.pass_at_k,
+        f"maj@{report.k}": report.maj_at_k,
+    }
+
+
+def _costs(result: TrainResult) -> dict:
+    m, st = result.metrics, result.state
+    trainable = [p for group in st.optimizer.param_groups for p in group["params"]]
+    critic = n_params(st.critic) if st.critic is not None else 0
+    return {
         "steps": int(m["step"].iloc[-1]),
         "completions": int(m["completions_seen"].iloc[-1]),
         "train_seconds": float(m["time/elapsed"].iloc[-1]),
         "seconds_per_step": float(m["time/step"].median()),
         "train_state_mb": result.memory["measured"]["total"] / MB,
-        "trainable_params": sum(p.numel() for p in st.optimizer.param_groups[0]["params"])
-        + sum(p.numel() for g in st.optimizer.param_groups[1:] for p in g["params"]),
-        "held_params": held,
+        "trainable_params": sum(p.numel() for p in trainable),
+        "held_params": n_params(st.policy) + n_params(st.ref_model) + critic,
     }

@@ -45,10 +45,13 @@ def accuracy_figure(metrics: pd.DataFrame, target: float | None = 0.9) -> Figure
         _curves(ax, metrics, x, "eval/greedy", "--", " greedy")
         if target is not None:
             ax.axhline(target, color="k", lw=0.8, ls=":")
+            ax.annotate(f"target {target:.0%}", (0, target), xycoords=("axes fraction", "data"),
+                        xytext=(4, 3), textcoords="offset points", fontsize=8)  # fmt: skip
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy on the eval split")
-    axes[0].set_ylim(0, 1.02)
+    lowest = metrics[["eval/sampled", "eval/greedy"]].min().min()
+    axes[0].set_ylim(max(0.0, lowest - 0.1), 1.0)
     axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle("PPO vs GRPO from the same warm start: accuracy")
     return fig
@@ -61,7 +64,7 @@ def training_figure(metrics: pd.DataFrame) -> Figure:
     panels = (
         ("reward", "mean reward of the batch"),
         ("kl", "KL(pi || pi_ref), k3, per token"),
-        ("clip_ratio/region_mean", "fraction of tokens clipped"),
+        ("clip_ratio/region_mean", "fraction of tokens clipped (always 0 when mu = 1: on-policy)"),
         ("entropy", "entropy per token (nats)"),
     )
     for ax, (column, title) in zip(axes, panels, strict=True):

@@ -1,0 +1,52 @@
+"""The compare job on a tiny budget: both algorithms run from the same warm start and are reported."""
+
+from dataclasses import replace
+
+import pytest
+from matplotlib.figure import Figure
+
+from grpo_edu.compare import CompareConfig, run_compare
+from grpo_edu.plots import compare_figures, save_figures
+from grpo_edu.trainer import METRICS
+
+
+@pytest.fixture(scope="module")
+def result():
+    config = replace(CompareConfig().with_steps(2), eval_every=2, eval_samples=1, eval_size=40,
+                     report_size=40, report_k=2)  # fmt: skip
+    return run_compare(config, progress=False)
+
+
+def test_summary_reports_both_algorithms_and_the_start(result):
+    s = result.summary
+    assert list(s.index) == ["grpo", "ppo", "start"]
+    for algo in ("grpo", "ppo"):
+        assert s.loc[algo, "completions"] == 256 and s.loc[algo, "steps"] == 2
+        assert 0 <= s.loc[algo, "sampled"] <= 1 and s.loc[algo, "train_seconds"] > 0
+    assert s.loc["grpo", "train_state_mb"] / s.loc["ppo", "train_state_mb"] <= 0.6
+    n, head = s.loc["grpo", "trainable_params"], 128 + 1  # policy params; critic's value head
+    assert s.loc["grpo", "held_params"] == 2 * n  # policy + reference
+    assert s.loc["ppo", "trainable_params"] == 2 * n + head  # policy + critic (body + head)
+    assert s.loc["ppo", "held_params"] == 3 * n + head  # + reference
+
+
+def test_metrics_are_long_format_with_documented_columns(result):
+    m = result.metrics
+    assert set(m["algorithm"]) == {"grpo", "ppo"}
+    assert set(m.columns) - {"algorithm"} <= set(METRICS)
+    start = m[m["step"] == 0]
+    assert len(start) == 2 and start["eval/sampled"].notna().all()
+
+
+def test_figures_are_drawn_and_saved(result, tmp_path):
+    figures = compare_figures(result)
+    assert set(figures) == {"compare_accuracy", "compare_training", "compare_memory"}
+    assert all(isinstance(f, Figure) for f in figures.values())
+    paths = save_figures(figures, tmp_path)
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_unequal_budgets_are_refused():
+    c = CompareConfig()
+    with pytest.raises(ValueError, match="same budget"):
+        replace(c, ppo=replace(c.ppo, n_prompts=64))
