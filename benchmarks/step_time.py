@@ -9,7 +9,7 @@ The three are interleaved in one process: TRL's trainer drives, and after each o
 callback runs one grpo_edu step and one bare step, so that all three see the same machine load.
 We report medians and the median of the per-round ratios (our step / TRL step).
 
-    python benchmarks/step_time.py [--steps 30] [--warmup 3] [--out benchmarks/results/step_time.json]
+    python benchmarks/step_time.py [--steps 30] [--warmup 3] [--threads N] [--out benchmarks/results/step_time.json]
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def ours_step_fn(task, seed=0):
         i = state["i"] = state["i"] + 1
         problems = [task.train[(i * N_PROMPTS + j) % len(task.train)] for j in range(N_PROMPTS)]
         rollout = generate_rollout(policy, tok, problems, G, MAX_NEW, 1.0, gen)
-        rewards = torch.tensor(correctness_reward(rollout.prompts, rollout.texts, **rollout.reward_columns()))
+        rewards = torch.tensor(
+            correctness_reward(rollout.prompts, rollout.texts, **rollout.reward_columns())
+        )
         grpo_step(policy, ref, opt, rollout, rewards, GRPOConfig(kl_coef=BETA), gen)
 
     return step
@@ -58,7 +60,7 @@ def bare_step_fn(task, seed=0):
     """The same step written inline in plain torch: the floor that abstractions should not raise."""
     policy, tok = load_policy("add2")
     ref, opt = frozen_copy(policy), torch.optim.Adam(policy.parameters(), lr=LR)
-    gen, state = torch.Generator().manual_seed(seed), {"i": 0}
+    state = {"i": 0}  # generate() samples from the global RNG, seeded by the caller
 
     def step():
         i = state["i"] = state["i"] + 1
@@ -70,13 +72,33 @@ def bare_step_fn(task, seed=0):
         comp = out[:, ids.shape[1] :]
         mask = ((comp == EOS_ID).cumsum(1) - (comp == EOS_ID).long() == 0).float()
         texts = tok.batch_decode(comp, skip_special_tokens=True)
-        r = torch.tensor([float(parse_answer(t) == p.answer) for t, p in zip(texts, [p for p in problems for _ in range(G)], strict=True)])
-        adv = ((r.view(-1, G) - r.view(-1, G).mean(1, keepdim=True)) / (r.view(-1, G).std(1, keepdim=True) + 1e-4)).flatten()
+        r = torch.tensor(
+            [
+                float(parse_answer(t) == p.answer)
+                for t, p in zip(texts, [p for p in problems for _ in range(G)], strict=True)
+            ]
+        )
+        adv = (
+            (r.view(-1, G) - r.view(-1, G).mean(1, keepdim=True))
+            / (r.view(-1, G).std(1, keepdim=True) + 1e-4)
+        ).flatten()
         full, full_attn = torch.cat([ids, comp], 1), torch.cat([attn, mask.long()], 1)
         P = ids.shape[1]
         with torch.no_grad():
-            ref_logp = torch.log_softmax(ref(input_ids=full, attention_mask=full_attn).logits[:, P - 1 : -1], -1).gather(-1, comp[..., None]).squeeze(-1)
-        logp = torch.log_softmax(policy(input_ids=full, attention_mask=full_attn).logits[:, P - 1 : -1], -1).gather(-1, comp[..., None]).squeeze(-1)
+            ref_logp = (
+                torch.log_softmax(
+                    ref(input_ids=full, attention_mask=full_attn).logits[:, P - 1 : -1], -1
+                )
+                .gather(-1, comp[..., None])
+                .squeeze(-1)
+            )
+        logp = (
+            torch.log_softmax(
+                policy(input_ids=full, attention_mask=full_attn).logits[:, P - 1 : -1], -1
+            )
+            .gather(-1, comp[..., None])
+            .squeeze(-1)
+        )
         ratio = (logp - logp.detach()).exp()
         pg = -torch.min(ratio * adv[:, None], ratio.clamp(0.8, 1.2) * adv[:, None])
         kl = (ref_logp - logp).exp() - (ref_logp - logp) - 1
@@ -90,11 +112,16 @@ def bare_step_fn(task, seed=0):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--steps", type=int, default=30, help="timed rounds (after warmup)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--out", default="benchmarks/results/step_time.json")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from transformers import TrainerCallback
 
     task = get_task("add2")
