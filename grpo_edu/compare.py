@@ -32,7 +32,7 @@ class CompareConfig:
     ppo: TrainConfig = TrainConfig(algorithm="ppo", n_prompts=128, group_size=1)
     """The PPO run: same completions per step, steps and learning rate as GRPO, one completion
     per prompt (the critic is its baseline)."""
-    eval_every: int = 25
+    eval_every: int = 50
     """Steps between evaluations."""
     eval_samples: int = 2
     """Samples per eval problem for sampled accuracy during training (the final report uses 8)."""

@@ -100,4 +100,16 @@ __all__ = [
     "render_png",
     "simulate_groups",
     "token_weights",
+    "default_figures",
 ]
+
+
+def default_figures() -> dict[str, Figure]:
+    """One figure per idea at the explorers' default settings, by file stem (the README shows them)."""
+    return {
+        "explain_group_advantages": figure_group_advantages(),
+        "explain_clip": figure_clip(),
+        "explain_kl": figure_kl(),
+        "explain_group_size": figure_group_size(),
+        "explain_aggregation": figure_aggregation(),
+    }
