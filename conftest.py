@@ -7,9 +7,14 @@
 - Never collected as notebooks to execute: the student exercise notebooks (their blanks raise
   ``NotImplementedError`` on purpose) and the grader's fixture submissions (broken on purpose).
   ``tests/test_exercises.py`` and ``tests/test_notebooks.py`` still read both as files.
+- ``OMP_NUM_THREADS=1`` unless set: see below.
 """
 
 import os
+
+# One torch thread per process (tests and the notebook kernels they start inherit it): the tensors
+# here are tiny, and two threads spin-waiting on two shared cores made steps up to 20x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 collect_ignore_glob = [
     "notebooks/exercises/student/*",
