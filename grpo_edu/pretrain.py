@@ -14,8 +14,9 @@ learned). Everything is seeded, so the same seed gives the same checkpoint.
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -39,9 +40,13 @@ class PretrainConfig:
     batch_size: int = 128
     """Problems per step."""
     lr: float = 3e-3
-    """AdamW learning rate (1e-3..1e-2 for a model this small), constant after warmup."""
+    """AdamW peak learning rate (1e-3..1e-2 for a model this small)."""
     warmup_steps: int = 50
     """Linear warmup."""
+    min_lr_ratio: float = 1.0
+    """After warmup, cosine decay from ``lr`` to ``lr * min_lr_ratio``; 1.0 keeps it constant.
+    The shipped recipes decay to 0.05: more stable (at constant lr 3e-3, add2 has greedy accuracy
+    0.92 after 1,200 steps but 0.52 after 1,600) and more accurate (0.954 after 1,200)."""
     weight_decay: float = 0.01
     steps: int = 1200
     """Optimizer steps."""
@@ -52,6 +57,31 @@ class PretrainConfig:
     """Steps between probe evaluations shown in the progress bar."""
     probe_size: int = 256
     """Train problems used for the progress-bar probe (the eval split is never looked at)."""
+
+
+RECIPES: dict[str, PretrainConfig] = {
+    "add2": PretrainConfig(task="add2", min_lr_ratio=0.05),
+    "sub2": PretrainConfig(task="sub2", label_smoothing=0.1, min_lr_ratio=0.05),
+}
+"""The recipe of each shipped checkpoint in ``data/checkpoints/<task>/``: ``python -m grpo_edu
+pretrain TASK`` uses it (a task without one gets ``PretrainConfig(task=TASK)``). Each is tuned so
+that sampled accuracy at temperature 1 on the eval split lands near 0.6, with greedy accuracy as
+high as the step budget allows, in under 5 minutes on 2 CPU cores."""
+
+
+def recipe(task: str) -> PretrainConfig:
+    """The shipped recipe for ``task``, or the defaults with ``task`` set."""
+    return RECIPES.get(task, replace(PretrainConfig(), task=task))
+
+
+def lr_factor(config: PretrainConfig, step: int) -> float:
+    """Multiplier of ``lr`` at ``step``: linear warmup, then cosine down to ``min_lr_ratio``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
+        1 + math.cos(math.pi * progress)
+    )
 
 
 def encode_sft_batch(tokenizer, problems: list[Problem]) -> dict[str, torch.Tensor]:
@@ -90,13 +120,11 @@ def pretrain(
     progress: bool = True,
 ):
     """Train a warm start; returns ``(model, tokenizer, card)`` where card is a JSON-able dict."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     task, tokenizer = get_task(config.task), build_tokenizer()
     model = build_model(model_config, seed=config.seed).train()
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / config.warmup_steps)
-    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(config, s))
     gen = torch.Generator().manual_seed(config.seed)
     train, probe = list(task.train), list(task.train[: config.probe_size])
     probe_acc = 0.0
@@ -112,7 +140,7 @@ def pretrain(
         if (step + 1) % config.eval_every == 0:
             probe_acc = accuracy(model, tokenizer, probe, temperature=1.0, seed=config.seed)
             bar.set_postfix(loss=f"{loss.item():.3f}", probe_sampled=f"{probe_acc:.2f}")
-    train_seconds = time.perf_counter() - t0
+    train_seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     model.eval()
     report = evaluate_policy(model, tokenizer, task.eval, k=8, temperature=1.0, seed=config.seed)
     card = {
@@ -125,6 +153,8 @@ def pretrain(
         "probe_sampled_accuracy": probe_acc,
         "eval": report.as_dict(),
         "train_seconds": round(train_seconds, 1),
+        "train_cpu_seconds": round(cpu_seconds, 1),
+        "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
     return model, tokenizer, card
