@@ -55,6 +55,7 @@ def _slider(description: str, value, lo, hi, step: float | None = None, **kw) ->
     """A slider that redraws on release: ``IntSlider`` without ``step``, else ``FloatSlider``."""
     kw = dict(value=value, min=lo, max=hi, description=description, style=STYLE, **kw)
     kw["continuous_update"] = False
+    kw.setdefault("layout", widgets.Layout(width="440px"))  # long labels keep a usable track
     return widgets.IntSlider(**kw) if step is None else widgets.FloatSlider(step=step, **kw)
 
 
@@ -85,7 +86,9 @@ class Explorer(widgets.VBox):
         for control in controls.values():
             control.observe(self.update, names="value")
         rows = [list(controls.values())] if rows is None else rows
-        self.children = [widgets.HTML(intro), *(widgets.HBox(list(r)) for r in rows), self.image]
+        wrap = widgets.Layout(flex_flow="row wrap")  # controls wrap instead of squeezing tracks
+        rows = [widgets.HBox(list(r), layout=wrap) for r in rows]
+        self.children = [widgets.HTML(intro), *rows, self.image]
         self.update()
 
     @property
