@@ -156,7 +156,12 @@ def generate_rollout(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> Rollout:
-    """Sample ``group_size`` completions for each problem: a prompt-major ``Rollout``."""
+    """Sample ``group_size`` completions for each problem: a prompt-major ``Rollout``.
+
+    ``temperature`` must be > 0: a rollout is trained on, and greedy decoding has no log-probs
+    to train with (use ``evaluate`` for greedy accuracy).
+    """
+    check_temperature(temperature)
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}")
     if max_new_tokens < 1:

@@ -137,7 +137,7 @@ def test_non_positive_temperature_raises(policy, rollout, temperature):
         token_logprobs(policy, rollout, temperature=temperature)
 
 
-@pytest.mark.parametrize("temperature", [-1.0, float("nan")])
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan")])
 def test_negative_sampling_temperature_raises(policy, tok, temperature):
     with pytest.raises(ValueError, match="temperature"):
         generate_rollout(policy, tok, PROBLEMS[:1], 2, 4, temperature=temperature)
