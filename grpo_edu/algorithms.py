@@ -37,7 +37,7 @@ from .losses import (
     policy_loss,
     value_loss,
 )
-from .rollout import Rollout, check_temperature, forward_completion, position_ids_from_mask
+from .rollout import Rollout, check_temperature, forward_completion
 from .vocab import VOCAB
 
 
@@ -193,12 +193,13 @@ def policy_forward(model, rollout: Rollout, rows=slice(None)) -> tuple[torch.Ten
 
 
 def critic_values(critic, rollout: Rollout, rows=slice(None)) -> torch.Tensor:
-    """V(s_t) for every completion token, (b, T): the value of the context that emits token t."""
-    input_ids = torch.cat([rollout.prompt_ids[rows], rollout.completion_ids[rows]], 1)  # (b, P+T)
-    attn = torch.cat([rollout.prompt_mask[rows], rollout.completion_mask[rows].long()], 1)
-    values = critic(input_ids, attn, position_ids_from_mask(attn))  # (b, P+T)
-    P = rollout.prompt_ids.shape[1]
-    return values[:, P - 1 : -1] * rollout.completion_mask[rows]  # (b, T)
+    """V(s_t) for every completion token, (b, T): the value of the context that emits token t.
+
+    The critic's body reads the rollout like the policy does (prefix sharing included), and its
+    scalar head turns each hidden state into a value.
+    """
+    hidden = forward_completion(critic.body, rollout, rows)  # (b, T, C)
+    return critic.head(hidden).squeeze(-1) * rollout.completion_mask[rows]  # (b, T)
 
 
 def _minibatches(n_rows: int, n_minibatches: int, generator: torch.Generator | None):

@@ -52,14 +52,15 @@ def sample_answers(
     max_new_tokens = max_new_tokens or default_max_new_tokens(problems)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    prompts = [p.prompt for p in problems for _ in range(n)]
+    prompts = [p.prompt for p in problems]
+    per_batch = max(1, batch_size // n)  # problems per batch: each brings n completions
     texts: list[str] = []
     was_training = model.training
     model.eval()
-    for start in range(0, len(prompts), batch_size):
-        ids, mask = encode_prompts(tokenizer, prompts[start : start + batch_size])
+    for start in range(0, len(prompts), per_batch):
+        ids, mask = encode_prompts(tokenizer, prompts[start : start + per_batch])
         out, _ = sample(
-            model, ids.to(device), mask.to(device), max_new_tokens, temperature, generator
+            model, ids.to(device), mask.to(device), max_new_tokens, temperature, generator, n
         )
         texts += tokenizer.batch_decode(out, skip_special_tokens=True)
     model.train(was_training)

@@ -12,6 +12,14 @@ Three conventions here fix known pitfalls of public GRPO code:
    so that ``ratio = exp(logp - old_logp)`` is exactly 1 before the first update.
 3. Prompts are left-padded and every row gets position ids from its attention mask, so a padded
    prompt sees the same positions as an unpadded one.
+
+One more convention makes GRPO cheap, because its batch is made of groups:
+
+4. **Prefix sharing.** The G rows of a group share their prompt, so the prompt runs through the
+   model once per group and its KV cache is indexed out to the group's rows; only the completions
+   run once per row. Sampling, the reference log-probs and the training forward all do this. The
+   numbers are those of a full ``(B, P+T)`` forward up to float rounding (tested), gradients flow
+   through the shared cache into the prompt positions, and with G = 8 the prompt costs 1/8.
 """
 
 from __future__ import annotations
@@ -98,6 +106,29 @@ def encode_prompts(tokenizer, prompts: Sequence[str]) -> tuple[torch.Tensor, tor
     return enc.input_ids, enc.attention_mask
 
 
+def _model_output(out) -> torch.Tensor:
+    """The per-position tensor of a model output: logits (a causal LM) or hidden states (a body)."""
+    return out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
+
+
+def prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, rows: torch.Tensor):
+    """Run each distinct prompt once; return (output at its last position, KV cache), per row.
+
+    ``prompt_ids``/``prompt_mask`` are (n, P), one row per distinct prompt; ``rows`` (b,) says
+    which prompt each output row uses. The (n, ...) results are indexed out to (b, ...): that
+    indexing is the whole trick of prefix sharing (convention 4), and it is differentiable.
+    """
+    out = model(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        position_ids=position_ids_from_mask(prompt_mask),
+        use_cache=True,
+    )
+    cache = out[_CACHE_ARG]
+    cache.batch_select_indices(rows)  # (n, heads, P, d) -> (b, heads, P, d) in every layer
+    return _model_output(out)[:, -1][rows], cache  # (b, V or C), cache of b rows
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -106,31 +137,28 @@ def sample(
     max_new_tokens: int,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    group_size: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample completions token by token with a KV cache; ``temperature=0`` is greedy.
+    """Sample ``group_size`` completions per prompt, token by token with a KV cache.
 
-    Returns ``(completion_ids, logp)``, both (B, T) with T <= max_new_tokens: the ids (``<pad>``
-    after a row's EOS) and log pi(token | context) from ``logits / temperature`` (raw logits for
-    greedy), zero after EOS.
+    ``prompt_ids``/``prompt_mask`` are (n, P), one row per distinct prompt: each prompt runs
+    through the model once and its cache is shared by its ``group_size`` completions (convention 4).
+    ``temperature=0`` is greedy. Returns ``(completion_ids, logp)``, both (n * group_size, T),
+    prompt-major, with T <= max_new_tokens: the ids (``<pad>`` after a row's EOS) and
+    log pi(token | context) from ``logits / temperature`` (raw logits for greedy), zero after EOS.
     """
     check_temperature(temperature, allow_greedy=True)
+    if group_size < 1:
+        raise ValueError(f"group_size must be >= 1, got {group_size}")
     device = prompt_ids.device
-    attention_mask = prompt_mask.clone()  # (B, P), grows by one column per step
-    input_ids, cache = prompt_ids, None
-    positions = position_ids_from_mask(attention_mask)  # (B, P)
-    done = torch.zeros(len(prompt_ids), dtype=torch.bool, device=device)  # (B,)
+    rows = torch.arange(len(prompt_ids), device=device).repeat_interleave(group_size)  # (B,)
+    logits, cache = prompt_cache(model, prompt_ids, prompt_mask, rows)  # (B, V)
+    attention_mask = prompt_mask[rows]  # (B, P), grows by one column per step
+    positions = attention_mask.sum(-1, keepdim=True)  # (B, 1): position of the first new token
+    done = torch.zeros(len(rows), dtype=torch.bool, device=device)  # (B,)
     ids, logps = [], []
-    for _ in range(max_new_tokens):
-        out = model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=positions,
-            use_cache=True,
-            **{_CACHE_ARG: cache},
-        )
-        cache = out[_CACHE_ARG]
-        logits = out.logits[:, -1].float()  # (B, V)
-        logprobs = F.log_softmax(logits / (temperature or 1.0), dim=-1)  # (B, V)
+    for step in range(max_new_tokens):
+        logprobs = F.log_softmax(logits.float() / (temperature or 1.0), dim=-1)  # (B, V)
         if temperature == 0:
             token = logprobs.argmax(-1)  # (B,)
         else:
@@ -139,11 +167,17 @@ def sample(
         ids.append(torch.where(done, PAD_ID, token))
         logps.append(torch.where(done, 0.0, logp))
         done = done | (token == EOS_ID)
-        if done.all():
+        if done.all() or step == max_new_tokens - 1:
             break
-        input_ids = token[:, None]  # (B, 1)
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(token), 1)], 1)
-        positions = positions[:, -1:] + 1  # (B, 1)
+        out = model(
+            input_ids=token[:, None],  # (B, 1)
+            attention_mask=attention_mask,
+            position_ids=positions + step,
+            use_cache=True,
+            **{_CACHE_ARG: cache},
+        )
+        cache, logits = out[_CACHE_ARG], out.logits[:, -1]  # (B, V)
     return torch.stack(ids, 1), torch.stack(logps, 1)  # (B, T), (B, T)
 
 
@@ -169,10 +203,12 @@ def generate_rollout(
     device = next(model.parameters()).device
     prompts = [p.prompt for p in problems for _ in range(group_size)]  # prompt-major
     answers = [p.answer for p in problems for _ in range(group_size)]
-    prompt_ids, prompt_mask = (t.to(device) for t in encode_prompts(tokenizer, prompts))
+    ids, mask = (t.to(device) for t in encode_prompts(tokenizer, [p.prompt for p in problems]))
     completion_ids, logp = sample(
-        model, prompt_ids, prompt_mask, max_new_tokens, temperature, generator
+        model, ids, mask, max_new_tokens, temperature, generator, group_size
     )
+    prompt_ids = ids.repeat_interleave(group_size, 0)  # (B, P)
+    prompt_mask = mask.repeat_interleave(group_size, 0)
     mask = completion_mask_from_ids(completion_ids)  # (B, T)
     truncated = ~(completion_ids == EOS_ID).any(-1)  # (B,)
     return Rollout(
@@ -191,18 +227,53 @@ def generate_rollout(
     )
 
 
+def group_prompts(rollout: Rollout, rows=slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+    """(first_rows, inverse): one row index per distinct group among ``rows``, and for each
+    selected row the position of its group in ``first_rows``. Checks that a group's rows really
+    share one prompt: prefix sharing would silently compute wrong numbers otherwise."""
+    B = len(rollout.group)
+    for name in ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask"):
+        if len(getattr(rollout, name)) != B:
+            raise ValueError(
+                f"rollout.{name} has {len(getattr(rollout, name))} rows but rollout.group has {B}"
+            )
+    selected = torch.arange(B, device=rollout.group.device)[rows]  # (b,)
+    groups, inverse = torch.unique(rollout.group[selected], return_inverse=True)  # (n,), (b,)
+    first_rows = (rollout.group[:, None] == groups).int().argmax(0)  # (n,) one row per group
+    if not torch.equal(rollout.prompt_ids[selected], rollout.prompt_ids[first_rows][inverse]):
+        raise ValueError(
+            "rollout.prompt_ids differ inside a group: every row of a group must have the same "
+            "prompt (rows are prompt-major; rollout.group gives each row's group)"
+        )
+    return first_rows, inverse
+
+
 def forward_completion(model, rollout: Rollout, rows=slice(None)) -> torch.Tensor:
-    """Logits that predict each completion token, (b, T, V), for the rows selected by ``rows``."""
-    prompt_ids, completion_ids = rollout.prompt_ids[rows], rollout.completion_ids[rows]
-    input_ids = torch.cat([prompt_ids, completion_ids], 1)  # (b, P+T)
-    attention_mask = torch.cat([rollout.prompt_mask[rows], rollout.completion_mask[rows].long()], 1)
-    logits = model(
-        input_ids=input_ids,
+    """What the model says before each completion token, (b, T, V), for the rows ``rows``.
+
+    Position t holds the logits that predict completion token t (for a model body without an LM
+    head, such as the critic's, the hidden states instead). Each group's prompt runs once, its KV
+    cache is shared by the group's rows (convention 4), and the completions run on top of it:
+    tokens 0..T-2 as input, because the last one predicts nothing we score.
+    """
+    first_rows, inverse = group_prompts(rollout, rows)
+    prompt_mask = rollout.prompt_mask[first_rows]  # (n, P)
+    first, cache = prompt_cache(model, rollout.prompt_ids[first_rows], prompt_mask, inverse)
+    completion_ids = rollout.completion_ids[rows]  # (b, T)
+    T = completion_ids.shape[1]
+    if T == 1:
+        return first[:, None].float()  # (b, 1, V)
+    attention_mask = torch.cat(
+        [prompt_mask[inverse], rollout.completion_mask[rows][:, :-1].long()], 1
+    )  # (b, P+T-1)
+    out = model(
+        input_ids=completion_ids[:, :-1],
         attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask),
-    ).logits  # (b, P+T, V)
-    P = prompt_ids.shape[1]
-    return logits[:, P - 1 : -1].float()  # (b, T, V): position t predicts completion token t
+        position_ids=position_ids_from_mask(attention_mask)[:, -(T - 1) :],
+        use_cache=True,
+        **{_CACHE_ARG: cache},
+    )
+    return torch.cat([first[:, None], _model_output(out)], 1).float()  # (b, T, V)
 
 
 def token_logprobs(

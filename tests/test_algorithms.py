@@ -59,7 +59,9 @@ def test_ppo_step_trains_policy_and_critic(tok):
     st = _state("ppo", tok)
     rollout = _rollout(st.policy, tok, n_prompts=16, group_size=1)
     policy_before, critic_before = _weights(st.policy), _weights(st.critic)
-    metrics, _ = ppo_step(st.policy, st.critic, st.ref_model, st.optimizer, rollout, _rewards(rollout))
+    metrics, _ = ppo_step(
+        st.policy, st.critic, st.ref_model, st.optimizer, rollout, _rewards(rollout)
+    )
     assert _changed(policy_before, st.policy) and _changed(critic_before, st.critic)
     assert set(metrics) <= set(METRICS)
     assert all(v == v for k, v in metrics.items() if k != "frac_reward_zero_std"), metrics
@@ -71,7 +73,9 @@ def test_first_update_is_on_policy_and_later_iterations_clip(tok):
     st = _state("grpo", tok, lr=3e-2)
     rollout = _rollout(st.policy, tok)
     config = GRPOConfig(mu=3, clip_eps=0.1)
-    _, traces = grpo_step(st.policy, st.ref_model, st.optimizer, rollout, _rewards(rollout), config, trace=True)
+    _, traces = grpo_step(
+        st.policy, st.ref_model, st.optimizer, rollout, _rewards(rollout), config, trace=True
+    )
     assert len(traces) == 3
     first, last = traces[0], traces[-1]
     torch.testing.assert_close(first.ratio * first.mask, first.mask, atol=1e-5, rtol=0)
@@ -82,7 +86,9 @@ def test_first_update_is_on_policy_and_later_iterations_clip(tok):
 def test_trace_has_every_tensor_of_the_update(tok):
     st = _state("ppo", tok)
     rollout = _rollout(st.policy, tok, n_prompts=8, group_size=1)
-    _, (t,) = ppo_step(st.policy, st.critic, st.ref_model, st.optimizer, rollout, _rewards(rollout), trace=True)
+    _, (t,) = ppo_step(
+        st.policy, st.critic, st.ref_model, st.optimizer, rollout, _rewards(rollout), trace=True
+    )
     B, T = rollout.completion_ids.shape
     for name in ("mask", "logp", "old_logp", "ref_logp", "ratio", "per_token_loss", "kl", "entropy",
                  "advantages", "values", "old_values", "returns", "token_rewards"):  # fmt: skip
@@ -94,9 +100,13 @@ def test_trace_has_every_tensor_of_the_update(tok):
 def test_grpo_minibatches_and_rloo_run(tok):
     st = _state("grpo", tok)
     rollout = _rollout(st.policy, tok)
-    config = GRPOConfig(mu=2, n_minibatches=2, advantage="rloo", aggregation="dr_grpo", level="sequence")
+    config = GRPOConfig(
+        mu=2, n_minibatches=2, advantage="rloo", aggregation="dr_grpo", level="sequence"
+    )
     gen = torch.Generator().manual_seed(0)
-    _, traces = grpo_step(st.policy, st.ref_model, st.optimizer, rollout, _rewards(rollout), config, gen, trace=True)
+    _, traces = grpo_step(
+        st.policy, st.ref_model, st.optimizer, rollout, _rewards(rollout), config, gen, trace=True
+    )
     assert len(traces) == 4
     assert sorted(torch.cat([t.rows for t in traces[:2]]).tolist()) == list(range(16))
 
@@ -106,7 +116,9 @@ def test_all_equal_rewards_give_no_policy_gradient_without_kl(tok):
     st = _state("grpo", tok)
     rollout = _rollout(st.policy, tok)
     before = _weights(st.policy)
-    metrics, _ = grpo_step(st.policy, st.ref_model, st.optimizer, rollout, torch.ones(16), GRPOConfig(kl_coef=0.0))
+    metrics, _ = grpo_step(
+        st.policy, st.ref_model, st.optimizer, rollout, torch.ones(16), GRPOConfig(kl_coef=0.0)
+    )
     assert metrics["frac_reward_zero_std"] == 1.0 and metrics["grad_norm"] == 0.0
     assert not _changed(before, st.policy)
 
@@ -168,7 +180,9 @@ def test_wrong_number_of_rewards(tok):
 def test_memory_account_measured_equals_analytic_and_grpo_is_lighter(tok):
     accounts = {}
     for algo in ("grpo", "ppo"):
-        cfg = TrainConfig(algorithm=algo, steps=1, task="add2", n_prompts=4, group_size=4 if algo == "grpo" else 1)
+        cfg = TrainConfig(
+            algorithm=algo, steps=1, task="add2", n_prompts=4, group_size=4 if algo == "grpo" else 1
+        )
         result = train(cfg, build_model(seed=3), tok, progress=False)
         measured, analytic = result.memory["measured"], result.memory["analytic"]
         assert measured == analytic

@@ -72,6 +72,14 @@ class _Out(dict):
     __getattr__ = dict.__getitem__
 
 
+class _StubCache(dict):
+    """The stub's "KV cache": each row's target ids and the step. Rows can be re-indexed, as
+    prefix sharing does with a real cache (a prompt runs once, its cache serves its group)."""
+
+    def batch_select_indices(self, indices):
+        self["targets"] = [self["targets"][i] for i in indices.tolist()]
+
+
 class AnswerStub(nn.Module):
     """A "model" that writes ``answer + offset`` then EOS for every prompt it is given.
 
@@ -94,12 +102,12 @@ class AnswerStub(nn.Module):
             targets = [
                 self.tok(t, add_special_tokens=False).input_ids + [vocab.EOS_ID] for t in texts
             ]
-            cache = {"targets": targets, "step": 0}
+            cache = _StubCache(targets=targets, step=0)
         step = cache["step"]
         logits = torch.zeros(len(input_ids), input_ids.shape[1], len(vocab.VOCAB))  # (B, L, V)
         for i, target in enumerate(cache["targets"]):
             logits[i, -1, target[min(step, len(target) - 1)]] = 100.0
-        return _Out(logits=logits, **{_CACHE_ARG: {**cache, "step": step + 1}})
+        return _Out(logits=logits, **{_CACHE_ARG: _StubCache(cache, step=step + 1)})
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ from grpo_edu import models, vocab
 from grpo_edu.rollout import (
     completion_mask_from_ids,
     encode_prompts,
+    forward_completion,
     generate_rollout,
+    position_ids_from_mask,
     sample,
     token_logprobs,
 )
@@ -113,6 +115,7 @@ def test_left_padding_changes_nothing(policy, tok, rollout):
                 prompt_mask=mask,
                 completion_ids=rollout.completion_ids[i : i + 1],
                 completion_mask=rollout.completion_mask[i : i + 1],
+                group=rollout.group[i : i + 1],
             )
             torch.testing.assert_close(
                 token_logprobs(policy, single)[0], batched[i], rtol=0, atol=1e-5
@@ -159,3 +162,89 @@ def test_seeded_generator_is_reproducible(policy, tok):
     assert torch.equal(a.completion_ids, b.completion_ids) and a.texts == b.texts
     assert torch.equal(a.sampling_logp, b.sampling_logp)
     assert not torch.equal(a.completion_ids, c.completion_ids)
+
+
+# ------------------------------------------------------------------ prefix sharing (convention 4)
+@pytest.fixture(scope="module")
+def stopping(tok):
+    """(policy, rollout) where answers stop at different lengths: an untrained model almost never
+    says EOS, this one (its EOS embedding flipped and scaled) stops after 1..6 tokens."""
+    model = models.build_model(seed=0).eval()
+    with torch.no_grad():
+        model.model.embed_tokens.weight[vocab.EOS_ID] *= -4
+    gen = torch.Generator().manual_seed(1)
+    rollout = generate_rollout(model, tok, PROBLEMS, G, 6, temperature=0.7, generator=gen)
+    lengths = rollout.completion_mask.sum(-1)
+    assert lengths.min() < lengths.max() and (rollout.prompt_mask == 0).any()
+    return model, rollout
+
+
+def full_forward(model, rollout, rows):
+    """The forward without prefix sharing: every row runs its whole (prompt + completion)."""
+    attn = torch.cat([rollout.prompt_mask[rows], rollout.completion_mask[rows].long()], 1)
+    out = model(
+        input_ids=torch.cat([rollout.prompt_ids[rows], rollout.completion_ids[rows]], 1),
+        attention_mask=attn,
+        position_ids=position_ids_from_mask(attn),
+    )
+    P = rollout.prompt_ids.shape[1]
+    per_position = out.logits if hasattr(out, "logits") else out.last_hidden_state
+    return per_position[:, P - 1 : -1]  # (b, T, V or C)
+
+
+@pytest.mark.parametrize(
+    "rows", [slice(None), torch.tensor([7, 0, 11, 1, 5]), torch.tensor([4]), slice(3, 9)]
+)
+def test_prefix_sharing_equals_the_full_forward(stopping, rows):
+    """Values and gradients of the shared-prompt forward = those of the per-row full forward,
+    for whole batches, shuffled minibatches, one row, and slices cutting through groups; with
+    left-padded prompts and answers of different lengths."""
+    policy, rollout = stopping
+    torch.manual_seed(0)
+    mask = rollout.completion_mask[rows][..., None]  # (b, T, 1)
+    weights = torch.randn(rollout.completion_ids[rows].shape + (len(vocab.VOCAB),))
+    grads = []
+    for fn in (full_forward, forward_completion):
+        logits = fn(policy, rollout, rows)  # (b, T, V)
+        grads.append(
+            torch.autograd.grad((logits * mask * weights).sum(), list(policy.parameters()))
+        )
+        if fn is full_forward:
+            expected = logits.detach() * mask
+    torch.testing.assert_close(logits.detach() * mask, expected, rtol=0, atol=1e-5)
+    for shared, full in zip(*grads, strict=True):
+        torch.testing.assert_close(shared, full, rtol=1e-4, atol=1e-5)
+
+
+def test_prefix_sharing_works_for_a_model_body(stopping):
+    """The critic reads hidden states through the same path (a body without an LM head)."""
+    policy, rollout = stopping
+    body = policy.model
+    expected = full_forward(body, rollout, slice(None)) * rollout.completion_mask[..., None]
+    got = forward_completion(body, rollout) * rollout.completion_mask[..., None]
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_group_with_two_prompts_is_refused(policy, rollout):
+    """Prefix sharing assumes one prompt per group; a hand-built rollout that breaks this is an
+    error naming the field, never silently wrong log-probs."""
+    ids = rollout.prompt_ids.clone()
+    ids[1] = ids[G]  # row 1 (group 0) gets group 1's prompt
+    with pytest.raises(ValueError, match="prompt_ids differ inside a group"):
+        token_logprobs(policy, replace(rollout, prompt_ids=ids))
+    with pytest.raises(ValueError, match="rollout.completion_ids has 2 rows"):
+        token_logprobs(policy, replace(rollout, completion_ids=rollout.completion_ids[:2]))
+
+
+def test_sample_shares_each_prompt_with_its_group(policy, tok):
+    """Sampling G per prompt from n prompt rows = sampling once per row of the repeated prompts."""
+    ids, mask = encode_prompts(tok, [p.prompt for p in PROBLEMS])
+    grouped, grouped_logp = sample(policy, ids, mask, 5, temperature=0, group_size=G)
+    repeated, repeated_logp = sample(
+        policy, ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0), 5, temperature=0
+    )
+    assert grouped.shape == (len(PROBLEMS) * G, repeated.shape[1])
+    assert torch.equal(grouped, repeated)
+    torch.testing.assert_close(grouped_logp, repeated_logp, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="group_size"):
+        sample(policy, ids, mask, 5, group_size=0)
