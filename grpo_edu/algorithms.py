@@ -222,6 +222,34 @@ def _update(params, optimizer, loss: torch.Tensor, max_grad_norm: float) -> floa
     return norm.item()
 
 
+def ppo_token_rewards(
+    rewards: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: torch.Tensor,
+    mask: torch.Tensor,
+    kl_coef: float,
+    kl_estimator: str = "k1",
+) -> torch.Tensor:
+    """PPO's per-token reward, (B, T): r_t = -beta * KL_t, plus the task reward R at the last token.
+
+    InstructGPT (Ouyang et al. 2022, eq. 2) puts the KL to the reference inside the reward, one
+    term per token, KL_t = kl_penalty(log pi_old(o_t), log pi_ref(o_t)) (k1 = the log-ratio), and
+    the sequence's reward R(q, o) on its last real token (its EOS, or the last one if truncated).
+    GRPO instead keeps the reward per answer and puts beta * KL in the loss.
+    """
+    if mask.shape != old_logp.shape or ref_logp.shape != old_logp.shape:
+        raise ValueError(
+            f"old_logp {tuple(old_logp.shape)}, ref_logp {tuple(ref_logp.shape)} and mask "
+            f"{tuple(mask.shape)} must have the same (B, T) shape"
+        )
+    if rewards.shape != (len(mask),):
+        raise ValueError(f"rewards must have shape ({len(mask)},), got {tuple(rewards.shape)}")
+    token_rewards = -kl_coef * kl_penalty(old_logp, ref_logp, kl_estimator) * mask  # (B, T)
+    last = (mask.sum(-1).long() - 1).clamp(min=0)  # (B,) index of each row's last real token
+    token_rewards[torch.arange(len(rewards)), last] += rewards  # R at the last token
+    return token_rewards
+
+
 @torch.no_grad()
 def reference_logp(ref_model, rollout: Rollout) -> torch.Tensor:
     """log pi_ref of every completion token, (B, T), from the frozen reference."""
@@ -338,9 +366,9 @@ def ppo_step(
     old_logp = rollout.sampling_logp  # pi_old, (B, T)
     with torch.no_grad():
         ref_logp = reference_logp(ref_model, rollout)  # (B, T)
-        token_rewards = -config.kl_coef * kl_penalty(old_logp, ref_logp, config.kl_estimator) * mask
-        last = (mask.sum(-1).long() - 1).clamp(min=0)  # (B,) index of each row's last real token
-        token_rewards[torch.arange(len(rewards)), last] += rewards  # 1. R at the last token
+        token_rewards = ppo_token_rewards(
+            rewards, old_logp, ref_logp, mask, config.kl_coef, config.kl_estimator
+        )  # 1. r_t, (B, T)
         old_values = critic_values(critic, rollout)  # 2. V(s_t), (B, T)
         advantages, returns = gae(token_rewards, old_values, mask, config.gamma, config.lam)
         if config.whiten_advantages:

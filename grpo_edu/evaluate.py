@@ -23,7 +23,7 @@ from math import comb
 
 import torch
 
-from .rollout import check_temperature, encode_prompts, sample
+from .rollout import check_temperature, decode_completions, encode_prompts, sample
 from .tasks import Problem, parse_answer
 
 
@@ -62,7 +62,7 @@ def sample_answers(
         out, _ = sample(
             model, ids.to(device), mask.to(device), max_new_tokens, temperature, generator, n
         )
-        texts += tokenizer.batch_decode(out, skip_special_tokens=True)
+        texts += decode_completions(tokenizer, out)
     model.train(was_training)
     return [texts[i * n : (i + 1) * n] for i in range(len(problems))]
 

@@ -13,13 +13,18 @@ Three conventions here fix known pitfalls of public GRPO code:
 3. Prompts are left-padded and every row gets position ids from its attention mask, so a padded
    prompt sees the same positions as an unpadded one.
 
-One more convention makes GRPO cheap, because its batch is made of groups:
+Two more conventions: one makes GRPO cheap, because its batch is made of groups; one keeps the
+reward honest.
 
 4. **Prefix sharing.** The G rows of a group share their prompt, so the prompt runs through the
    model once per group and its KV cache is indexed out to the group's rows; only the completions
    run once per row. Sampling, the reference log-probs and the training forward all do this. The
    numbers are those of a full ``(B, P+T)`` forward up to float rounding (tested), gradients flow
    through the shared cache into the prompt positions, and with G = 8 the prompt costs 1/8.
+5. **Visible special tokens.** A completion's text is its tokens up to the first EOS with every
+   other token written out, special ones included: ``1<unk>3`` reads as itself and scores 0.
+   Decoding with ``skip_special_tokens=True`` (what TRL does) would read it as ``13``: a stray
+   ``<unk>``, ``<bos>`` or ``<pad>`` inside an answer would be rewarded as if it were not there.
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ class Rollout:
     completion_mask: torch.Tensor
     """(B, T) float: 1 up to and including the first EOS, 0 after (convention 1)."""
     texts: list[str]
-    """Decoded completions without special tokens: what reward functions read."""
+    """Decoded completions, up to the first EOS, stray special tokens written out (convention 5):
+    what reward functions read."""
     truncated: torch.Tensor
     """(B,) bool: the row produced no EOS within ``max_new_tokens``."""
     group: torch.Tensor
@@ -98,6 +104,17 @@ def completion_mask_from_ids(completion_ids: torch.Tensor, eos_id: int = EOS_ID)
     is_eos = completion_ids == eos_id  # (B, T)
     eos_seen_before = (is_eos.long().cumsum(-1) - is_eos.long()) > 0  # an EOS strictly earlier
     return (~eos_seen_before).float()  # (B, T)
+
+
+def decode_completions(tokenizer, completion_ids) -> list[str]:
+    """The text of each completion (convention 5): tokens before the first EOS, specials written out.
+
+    ``completion_ids`` is a (B, T) tensor or a list of id lists (TRL's ``completion_ids``).
+    """
+    rows = completion_ids.tolist() if isinstance(completion_ids, torch.Tensor) else completion_ids
+    eos = tokenizer.eos_token_id
+    cut = [row[: row.index(eos)] if eos in row else row for row in rows]
+    return tokenizer.batch_decode(cut, skip_special_tokens=False)
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,7 +235,7 @@ def generate_rollout(
         prompt_mask=prompt_mask,
         completion_ids=completion_ids,
         completion_mask=mask,
-        texts=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
+        texts=decode_completions(tokenizer, completion_ids),
         truncated=truncated,
         group=torch.arange(len(problems), device=device).repeat_interleave(group_size),
         sampling_logp=logp * mask,

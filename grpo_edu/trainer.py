@@ -15,6 +15,7 @@ added to that step's row (the ``compare`` job uses it to measure accuracy during
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ METRICS: dict[str, str] = {
     "kl": "mean per-token k3 estimate of KL(pi || pi_ref) (same estimator for both algorithms)",
     "entropy": "mean per-token entropy of the policy (nats)",
     "grad_norm": "gradient norm before clipping",
+    "lr": "the policy's learning rate in this step (see TrainConfig.lr_schedule)",
     "clip_ratio/low_mean": "share of tokens with ratio < 1 - eps and A < 0 (TRL's name)",
     "clip_ratio/high_mean": "share of tokens with ratio > 1 + eps_high and A > 0",
     "clip_ratio/region_mean": "share of tokens whose gradient the clip removed (low or high)",
@@ -73,16 +75,21 @@ class TrainConfig:
     checkpoint: str = "add2"
     """Warm start to begin from (a shipped name or a directory)."""
     steps: int = 600
-    """Rollout + update cycles (600 x 128 completions: the course's add2 recipe, ~2 min)."""
+    """Rollout + update cycles (600 x 128 completions: the course's add2 recipe, ~1 min for GRPO)."""
     n_prompts: int = 16
     """Prompts per step. Completions per step = n_prompts * group_size."""
     group_size: int = 8
     """G, completions per prompt (GRPO needs >= 2; PPO's usual recipe uses 1)."""
-    lr: float = 1e-4
-    """Adam learning rate of the policy (3e-5..3e-4 for this tiny model; 2e-4 already makes the
-    add2 warm start's greedy accuracy wobble, 5e-4 loses it)."""
+    lr: float = 2e-4
+    """Adam learning rate of the policy, the start of ``lr_schedule``. For the add2 warm start
+    with linear decay: 2e-4 takes GRPO past 0.90 sampled accuracy in 600 steps with greedy
+    accuracy intact; 3e-4 gets there too but costs greedy accuracy; a constant 1e-4 stalls near
+    0.89, a constant 2e-4 makes greedy accuracy wobble, 5e-4 loses it."""
     critic_lr: float | None = None
     """Learning rate of PPO's critic; None = ``lr``."""
+    lr_schedule: str = "linear"
+    """``"linear"`` or ``"cosine"`` decay from ``lr`` to 0 at the last step (Hugging Face Trainer
+    and TRL decay linearly by default), or ``"constant"``."""
     temperature: float = 1.0
     """Sampling temperature, also used to compute log-probs during training."""
     max_new_tokens: int | None = None
@@ -103,6 +110,20 @@ class TrainConfig:
         return self.n_prompts * self.group_size
 
 
+LR_SCHEDULES = {
+    "constant": lambda progress: 1.0,
+    "linear": lambda progress: 1.0 - progress,
+    "cosine": lambda progress: 0.5 * (1.0 + math.cos(math.pi * progress)),
+}
+"""Learning-rate multiplier as a function of training progress in [0, 1)."""
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """Multiplies every group's lr by ``LR_SCHEDULES[config.lr_schedule](step / steps)``."""
+    factor = LR_SCHEDULES[config.lr_schedule]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor(step / config.steps))
+
+
 def check_train_config(config: TrainConfig) -> None:
     if config.algorithm not in ALGORITHMS:
         raise ValueError(
@@ -113,6 +134,10 @@ def check_train_config(config: TrainConfig) -> None:
             raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(config, name)}")
     if not config.lr > 0:
         raise ValueError(f"TrainConfig.lr must be > 0, got {config.lr}")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"TrainConfig.lr_schedule must be one of {tuple(LR_SCHEDULES)}, got {config.lr_schedule!r}"
+        )
     check_temperature(config.temperature)
     weights = config.reward_weights
     if weights is not None and len(weights) != len(config.rewards):
@@ -200,6 +225,7 @@ def train(
     check_train_config(config)
     torch.manual_seed(config.seed)
     state = build_state(config, policy, tokenizer)
+    scheduler = lr_scheduler(state.optimizer, config)
     task = get_task(config.task)
     max_new_tokens = config.max_new_tokens or task.max_answer_len + 2
     generator = torch.Generator().manual_seed(config.seed)
@@ -219,13 +245,15 @@ def train(
         metrics, step_traces = update(
             state, config, rollout, rewards, generator, step in trace_steps
         )
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
         t2 = time.perf_counter()
         if step_traces:
             traces[step] = step_traces
         if step == 0:
             memory = _memory(state)
         row = {"step": step + 1, "completions_seen": (step + 1) * config.completions_per_step,
-               **metrics, "time/rollout": t1 - t0, "time/update": t2 - t1, "time/step": t2 - t0,
+               **metrics, "lr": lr, "time/rollout": t1 - t0, "time/update": t2 - t1, "time/step": t2 - t0,
                "time/elapsed": t2 - t_start, "memory/train_state_mb": memory["measured"]["total"] / MB}  # fmt: skip
         if (
             callback is not None

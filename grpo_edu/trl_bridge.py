@@ -15,12 +15,18 @@ defaults: ``loss_type`` (TRL: ``"dapo"``), ``beta`` (TRL: 0), ``use_bias_correct
 True), ``bf16`` and gradient checkpointing (TRL: on), ``learning_rate`` (TRL: 1e-6).
 ``tests/test_trl_parity.py`` checks that TRL's loss and gradients equal ``grpo_edu.losses``'.
 
+One thing is adapted: TRL decodes completions with ``skip_special_tokens=True``, which would read
+``1<unk>3`` as ``13``. ``make_trainer`` wraps each reward function so that it reads the text
+decoded from TRL's ``completion_ids`` the course's way (``rollout.decode_completions``): the same
+completion gets the same reward in both trainers.
+
 Needs the optional dependencies, ``pip install 'grpo_edu[trl]'``. Tested with TRL 1.16.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import tempfile
 from pathlib import Path
@@ -29,6 +35,7 @@ import pandas as pd
 
 from .models import load_policy, save_policy
 from .rewards import RewardFn, correctness_reward, get_reward
+from .rollout import decode_completions
 from .tasks import get_task
 from .tokenizer import build_tokenizer
 
@@ -125,6 +132,19 @@ def cpu_grpo_config(output_dir: str | Path, task_name: str = "add2", **overrides
     return trl.GRPOConfig(**(settings | overrides))
 
 
+def course_decoded(reward_fn: RewardFn, tokenizer) -> RewardFn:
+    """``reward_fn`` reading completions decoded from ``completion_ids`` by the course's rule
+    (convention 5 of ``grpo_edu.rollout``: stray special tokens written out, not dropped)."""
+
+    @functools.wraps(reward_fn)  # TRL logs rewards under the function's __name__
+    def wrapped(prompts, completions, completion_ids=None, **columns):
+        if completion_ids is not None:
+            completions = decode_completions(tokenizer, completion_ids)
+        return reward_fn(prompts, completions, completion_ids=completion_ids, **columns)
+
+    return wrapped
+
+
 def make_trainer(
     model_or_path="add2",
     tokenizer=None,
@@ -141,7 +161,7 @@ def make_trainer(
       of a shipped checkpoint (``"add2"``).
     - ``tokenizer``: defaults to ``tokenizer.build_tokenizer()``.
     - ``reward_funcs``: functions or ``rewards.REWARDS`` names; TRL sums them (``reward_weights``).
-      Default: ``[correctness_reward]``.
+      Default: ``[correctness_reward]``. Each is wrapped by ``course_decoded``.
     - ``train_dataset``: defaults to ``task_dataset(task_name)``.
     - ``config_overrides``: ``GRPOConfig`` fields, over ``cpu_grpo_config``; without
       ``output_dir`` a temporary directory is used.
@@ -168,7 +188,9 @@ def make_trainer(
         reward_funcs = [correctness_reward]
     elif callable(reward_funcs) or isinstance(reward_funcs, str):
         reward_funcs = [reward_funcs]
-    funcs = [get_reward(f) if isinstance(f, str) else f for f in reward_funcs]
+    funcs = [
+        course_decoded(get_reward(f) if isinstance(f, str) else f, tokenizer) for f in reward_funcs
+    ]
     return trl.GRPOTrainer(
         model=model,
         reward_funcs=funcs,

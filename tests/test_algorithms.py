@@ -6,12 +6,26 @@ import pytest
 import torch
 
 from grpo_edu.accounting import analytic_training_state, measure_training_state
-from grpo_edu.algorithms import GRPOConfig, PPOConfig, grpo_step, policy_forward, ppo_step
+from grpo_edu.algorithms import (
+    GRPOConfig,
+    PPOConfig,
+    grpo_step,
+    policy_forward,
+    ppo_step,
+    ppo_token_rewards,
+)
 from grpo_edu.models import build_model, n_params
 from grpo_edu.rollout import generate_rollout
 from grpo_edu.tasks import get_task
 from grpo_edu.tokenizer import build_tokenizer
-from grpo_edu.trainer import METRICS, TrainConfig, build_state, check_train_config, train
+from grpo_edu.trainer import (
+    METRICS,
+    TrainConfig,
+    build_state,
+    check_train_config,
+    lr_scheduler,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +158,7 @@ def test_policy_forward_matches_sampling_logp(tok):
         (dict(grpo=GRPOConfig(kl_estimator="k4")), "kl_estimator"),
         (dict(algorithm="ppo", ppo=PPOConfig(clip_eps=0.0)), "clip_eps"),
         (dict(lr=0.0), "lr"),
+        (dict(lr_schedule="step"), "lr_schedule"),
         (dict(rewards=("correctness",), reward_weights=(1.0, 2.0)), "reward_weights"),
     ],
 )
@@ -207,3 +222,43 @@ def test_measure_training_state_counts_tied_weights_once(tok):
     st = _state("grpo", tok)
     m = measure_training_state(st.policy, st.ref_model, st.optimizer)
     assert m["policy"] == 4 * n_params(st.policy)
+
+
+def test_ppo_token_rewards_by_hand():
+    """r_t = -beta * KL_t on every real token, + R on the last real token (EOS or truncation)."""
+    old = torch.tensor([[-0.5, -1.0, -0.2], [-0.3, -0.4, -0.6]])
+    ref = torch.tensor([[-0.7, -0.9, -5.0], [-0.3, -0.1, -0.2]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])  # row 0 ends at t=1, row 1 truncated
+    got = ppo_token_rewards(torch.tensor([1.0, 0.5]), old, ref, mask, kl_coef=0.1)
+    expected = torch.tensor(
+        [
+            [-0.1 * 0.2, -0.1 * -0.1 + 1.0, 0.0],  # k1 = old - ref; nothing after the end
+            [-0.1 * 0.0, -0.1 * -0.3, -0.1 * -0.4 + 0.5],
+        ]
+    )
+    torch.testing.assert_close(got, expected)
+    k3 = ppo_token_rewards(torch.zeros(2), old, ref, mask, kl_coef=1.0, kl_estimator="k3")
+    assert (k3 <= 0).all()  # k3 >= 0, so the penalty never pays
+    with pytest.raises(ValueError, match="rewards must have shape"):
+        ppo_token_rewards(torch.zeros(3), old, ref, mask, 0.1)
+    with pytest.raises(ValueError, match="same"):
+        ppo_token_rewards(torch.zeros(2), old, ref[:, :2], mask, 0.1)
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        ("constant", [1.0, 1.0, 1.0, 1.0]),
+        ("linear", [1.0, 0.75, 0.5, 0.25]),
+        ("cosine", [1.0, 0.5 + 0.5**1.5, 0.5, 0.5 - 0.5**1.5]),
+    ],
+)
+def test_lr_schedules_decay_to_zero_at_the_last_step(schedule, expected):
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
+    scheduler = lr_scheduler(opt, TrainConfig(steps=4, lr=2.0, lr_schedule=schedule))
+    lrs = []
+    for _ in range(4):
+        lrs.append(scheduler.get_last_lr()[0])
+        opt.step()
+        scheduler.step()
+    assert lrs == pytest.approx([2.0 * e for e in expected])

@@ -46,6 +46,15 @@ def test_figures_are_drawn_and_saved(result, tmp_path):
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
 
 
+def test_figures_display_as_images_without_matplotlib_inline(result):
+    """IPython shows a returned figure as a PNG even where no pyplot backend was activated."""
+    from IPython.core.formatters import DisplayFormatter
+
+    fig = compare_figures(result)["compare_accuracy"]
+    data, _ = DisplayFormatter().format(fig)  # a fresh formatter: no backend registered
+    assert data["image/png"][:4] == b"\x89PNG"
+
+
 def test_unequal_budgets_are_refused():
     c = CompareConfig()
     with pytest.raises(ValueError, match="same budget"):

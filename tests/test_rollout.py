@@ -10,6 +10,7 @@ import torch
 from grpo_edu import models, vocab
 from grpo_edu.rollout import (
     completion_mask_from_ids,
+    decode_completions,
     encode_prompts,
     forward_completion,
     generate_rollout,
@@ -248,3 +249,22 @@ def test_sample_shares_each_prompt_with_its_group(policy, tok):
     torch.testing.assert_close(grouped_logp, repeated_logp, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="group_size"):
         sample(policy, ids, mask, 5, group_size=0)
+
+
+def test_decode_completions_writes_stray_special_tokens_out(tok):
+    """Up to the first EOS; <unk>, <bos>, <pad> inside an answer stay visible (convention 5)."""
+    one, three = tok.convert_tokens_to_ids(["1", "3"])
+    eos, pad, unk, bos = vocab.EOS_ID, vocab.PAD_ID, tok.unk_token_id, tok.bos_token_id
+    rows = [
+        [one, three, eos, pad],
+        [one, unk, three, eos],
+        [one, bos, pad, three],
+        [eos, one, one, one],
+    ]
+    expected = ["13", "1<unk>3", "1<bos><pad>3", ""]
+    assert decode_completions(tok, torch.tensor(rows)) == expected
+    assert decode_completions(tok, rows) == expected  # TRL's list-of-lists form
+
+
+def test_rollout_texts_are_the_decoded_completions(rollout, tok):
+    assert rollout.texts == decode_completions(tok, rollout.completion_ids)

@@ -134,6 +134,23 @@ def test_rewards_receive_answer_column_inside_trl(tmp_path):
     torch.testing.assert_close(rewards, torch.tensor(expected))
 
 
+def test_stray_special_tokens_score_as_written_inside_trl(tmp_path):
+    """TRL decodes ``1<unk>3`` as "13"; the bridge re-decodes completion_ids the course's way, so
+    the same completion gets the same reward as in grpo_edu's trainer (rollout convention 5)."""
+    trainer = trl_bridge.make_trainer(
+        build_model(), None, "add2", output_dir=str(tmp_path), beta=0.0, **TINY
+    )
+    tok, unk = trainer.processing_class, trainer.processing_class.unk_token_id
+    digits = tok("13", add_special_tokens=False).input_ids
+    ids = [digits + [EOS_ID], digits[:1] + [unk] + digits[1:] + [EOS_ID], digits + [unk, EOS_ID]]
+    completions = tok.batch_decode(ids, skip_special_tokens=True)  # what TRL passes: all "13"
+    assert completions == ["13"] * 3
+    rows = [{"prompt": "6+7=", "answer": 13}] * 3
+    rewards = trainer._calculate_rewards(rows, ["6+7="] * 3, completions, ids)
+    assert rewards[:, 0].tolist() == [1.0, 0.0, 1.0]  # "13", "1<unk>3", "13<unk>" (text after
+    # the number is ignored by correctness_reward, as with "13 is it")
+
+
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no checkpoint 'nope'"):
         trl_bridge.make_trainer("nope", output_dir=str(tmp_path))

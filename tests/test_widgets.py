@@ -136,6 +136,7 @@ def test_figure_functions_return_figures(name):
     fig = getattr(explain, name)()
     assert isinstance(fig, Figure)
     assert render_png(fig).startswith(PNG)
+    assert fig._repr_png_().startswith(PNG)  # what Jupyter shows, with or without an inline backend
 
 
 # ---------------------------------------------------------------------------------- widgets

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from io import BytesIO
 
-import matplotlib
 import numpy as np
 import torch
 from matplotlib.artist import Artist
@@ -20,6 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from ..plots import DisplayFigure, render_png  # noqa: F401  (render_png: re-exported)
 
 DPI = 90
 """Resolution of every explainer figure: sharp on screen, and few pixels to draw and encode."""
@@ -42,20 +42,6 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(n)
 
 
-def render_png(fig: Figure) -> bytes:
-    """PNG bytes of ``fig``, drawn by Agg (no pyplot, no display backend needed).
-
-    Text is most of the drawing time: glyphs are drawn without hinting (~15% faster, the look
-    barely changes) and zlib runs at level 1 (~4x faster than level 6, a file ~10% larger).
-    """
-    if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)  # attaches itself as fig.canvas
-    buf = BytesIO()
-    with matplotlib.rc_context({"text.hinting": "no_hinting"}):
-        fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
-    return buf.getvalue()
-
-
 class LivePlot:
     """A ``Figure`` whose axes are built once; ``draw(**params)`` replaces only its data artists.
 
@@ -68,7 +54,7 @@ class LivePlot:
     figsize: tuple[float, float] = (9.0, 3.2)
 
     def __init__(self) -> None:
-        self.fig = Figure(figsize=self.figsize, dpi=DPI)
+        self.fig = DisplayFigure(figsize=self.figsize, dpi=DPI)
         FigureCanvasAgg(self.fig)
         self._data: list[Artist] = []
         self.setup()
