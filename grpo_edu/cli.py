@@ -178,7 +178,7 @@ def _compare_run(args: argparse.Namespace) -> int:
     print(
         f"compare on {g.task} from checkpoint {g.checkpoint!r}: {g.steps} steps x "
         f"{g.completions_per_step} completions each (GRPO {g.n_prompts} prompts x G={g.group_size}, "
-        f"PPO {p.n_prompts} prompts x 1), seed {args.seed}"
+        f"PPO {p.n_prompts} prompts x {p.group_size}), seed {args.seed}"
     )
     t0 = time.perf_counter()
     result = run_compare(config, progress=not args.no_progress)
@@ -192,6 +192,14 @@ def _compare_run(args: argparse.Namespace) -> int:
         result.summary.loc["grpo", "train_state_mb"] / result.summary.loc["ppo", "train_state_mb"]
     )
     print(f"GRPO / PPO training-state memory: {ratio:.2f}x   total wall time {wall:.0f} s")
+    for algo in ("grpo", "ppo"):
+        row = result.summary.loc[algo]
+        reached = (
+            f"at step {row['steps_to_target']:.0f}, after {row['seconds_to_target']:.0f} s of training"
+            if row["steps_to_target"] == row["steps_to_target"]
+            else f"not within {row['steps']:.0f} steps"
+        )
+        print(f"{algo.upper()} reached sampled accuracy >= {config.target:.2f} {reached}")
     print("wrote " + ", ".join(str(p) for p in [args.out / "compare_metrics.csv", *paths]))
     return 0
 
@@ -199,7 +207,8 @@ def _compare_run(args: argparse.Namespace) -> int:
 def _summary_table(summary) -> str:
     formats = {"steps": "{:.0f}", "completions": "{:.0f}", "train_seconds": "{:.1f}",
                "seconds_per_step": "{:.3f}", "train_state_mb": "{:.1f}",
-               "trainable_params": "{:,.0f}", "held_params": "{:,.0f}"}  # fmt: skip
+               "trainable_params": "{:,.0f}", "held_params": "{:,.0f}",
+               "steps_to_target": "{:.0f}", "seconds_to_target": "{:.1f}"}  # fmt: skip
     table = summary.copy().astype(object)
     for column in table.columns:
         fmt = formats.get(column, "{:.3f}")

@@ -1,8 +1,12 @@
 """The main job: PPO and GRPO from the same warm start, on the same budget, side by side.
 
-Both algorithms see the same number of completions per step (``completions_per_step``) and the
-same total budget; GRPO spends them as ``n_prompts x G`` groups, PPO as one completion for each of
-``completions_per_step`` prompts (its usual recipe: the critic, not a group, is its baseline).
+Both algorithms see the same prompts in the same order (one seed), the same number of completions
+per step (16 prompts x 8) and the same total budget, and start from the same warm start with the
+same learning-rate schedule: what differs is the algorithm. GRPO's baseline is the group; PPO
+ignores the groups and learns a critic (GAE on its values). PPO's more usual layout, one completion
+for each of 128 prompts, is one line away (``replace(c.ppo, n_prompts=128, group_size=1)``); it
+gives the critic more distinct prompts per step but cannot share a prompt's forward pass across
+a group (``rollout``, convention 4), so each of its steps costs about 1.8x more.
 Every ``eval_every`` steps the policy is evaluated on the task's fixed eval split (greedy, and
 sampled at the training temperature); evaluation time is excluded from the wall-clock columns.
 
@@ -29,9 +33,9 @@ class CompareConfig:
 
     grpo: TrainConfig = TrainConfig(algorithm="grpo")
     """The GRPO run (DeepSeekMath defaults; see ``TrainConfig`` and ``GRPOConfig``)."""
-    ppo: TrainConfig = TrainConfig(algorithm="ppo", n_prompts=128, group_size=1)
-    """The PPO run: same completions per step, steps and learning rate as GRPO, one completion
-    per prompt (the critic is its baseline)."""
+    ppo: TrainConfig = TrainConfig(algorithm="ppo")
+    """The PPO run: the same prompts, completions per step, steps and learning rate as GRPO (the
+    critic, not the group, is its baseline)."""
     eval_every: int = 50
     """Steps between evaluations."""
     eval_samples: int = 2
@@ -42,6 +46,8 @@ class CompareConfig:
     """Eval problems of the start and final reports (None: the whole split)."""
     report_k: int = 8
     """Samples per problem in those reports (sampled accuracy, pass@k, maj@k)."""
+    target: float = 0.9
+    """Sampled accuracy whose first crossing during training the summary reports (step, seconds)."""
 
     def __post_init__(self):
         g, p = self.grpo, self.ppo
@@ -111,7 +117,11 @@ def run_compare(config: CompareConfig = CompareConfig(), progress: bool = True) 
         rows.append(df)
         runs[run.algorithm] = result
         final = evaluate_policy(result.policy, tokenizer, report, config.report_k, run.temperature)
-        summary[run.algorithm] = {**_accuracies(final), **_costs(result)}
+        summary[run.algorithm] = {
+            **_accuracies(final),
+            **_costs(result),
+            **_time_to(df, config.target),
+        }
     summary_df = pd.DataFrame(summary).T
     summary_df.loc["start"] = _accuracies(start)
     metrics = pd.concat(rows, ignore_index=True)
@@ -124,6 +134,18 @@ def _accuracies(report) -> dict:
         "sampled": report.sampled,
         f"pass@{report.k}": report.pass_at_k,
         f"maj@{report.k}": report.maj_at_k,
+    }
+
+
+def _time_to(metrics: pd.DataFrame, target: float) -> dict:
+    """Step and training seconds of the first evaluation with sampled accuracy >= target."""
+    hit = metrics[metrics["eval/sampled"] >= target]
+    if hit.empty:
+        return {"steps_to_target": float("nan"), "seconds_to_target": float("nan")}
+    first = hit.iloc[0]
+    return {
+        "steps_to_target": int(first["step"]),
+        "seconds_to_target": float(first["time/elapsed"]),
     }
 
 

@@ -138,7 +138,7 @@ def compare_figures(result) -> dict[str, Figure]:
     """All figures of a ``CompareResult``, by file stem."""
     memory = {algo: run.memory for algo, run in result.runs.items()}
     return {
-        "compare_accuracy": accuracy_figure(result.metrics),
+        "compare_accuracy": accuracy_figure(result.metrics, result.config.target),
         "compare_training": training_figure(result.metrics),
         "compare_memory": memory_figure(memory),
     }

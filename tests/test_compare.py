@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
@@ -28,6 +29,16 @@ def test_summary_reports_both_algorithms_and_the_start(result):
     assert s.loc["grpo", "held_params"] == 2 * n  # policy + reference
     assert s.loc["ppo", "trainable_params"] == 2 * n + head  # policy + critic (body + head)
     assert s.loc["ppo", "held_params"] == 3 * n + head  # + reference
+
+
+def test_time_to_target_is_the_first_crossing():
+    from grpo_edu.compare import _time_to
+
+    m = pd.DataFrame({"step": [0, 50, 100, 150], "time/elapsed": [0.0, 5.0, 10.0, 15.0],
+                      "eval/sampled": [0.6, 0.91, float("nan"), 0.95]})  # fmt: skip
+    assert _time_to(m, 0.9) == {"steps_to_target": 50, "seconds_to_target": 5.0}
+    never = _time_to(m, 0.99)
+    assert never["steps_to_target"] != never["steps_to_target"]  # NaN: not reached
 
 
 def test_metrics_are_long_format_with_documented_columns(result):
