@@ -61,7 +61,7 @@ METRICS: dict[str, str] = {
     "eval/greedy": "greedy accuracy on the eval split (only on evaluation steps)",
     "eval/sampled": "sampled accuracy at the training temperature (only on evaluation steps)",
 }
-"""Every column of ``TrainResult.metrics``, documented once (the README table is generated from it)."""
+"""Every column of ``TrainResult.metrics``, documented once (a test checks the README table against it)."""
 
 
 @dataclass(frozen=True)

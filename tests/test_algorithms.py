@@ -262,3 +262,14 @@ def test_lr_schedules_decay_to_zero_at_the_last_step(schedule, expected):
         opt.step()
         scheduler.step()
     assert lrs == pytest.approx([2.0 * e for e in expected])
+
+
+def test_readme_metrics_table_is_trainer_metrics():
+    """The README's metrics table lists every column of ``trainer.METRICS`` with its meaning."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme[readme.index("| column | meaning |") :].split("\n\n")[0].splitlines()[2:]
+    cells = [line.replace("\\|", "\0").strip("|").split("|") for line in table]  # \| is a pipe
+    documented = {k.strip().strip("`"): v.strip().replace("\0", "|") for k, v in cells}
+    assert documented == METRICS
