@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaModel, PreTrainedTokenizerFast
+from transformers.utils import logging as hf_logging
 
 from .tokenizer import build_tokenizer
 from .vocab import BOS_ID, EOS_ID, PAD_ID, VOCAB
@@ -146,7 +147,13 @@ def load_policy(
             f"no checkpoint {str(name_or_path)!r}: expected a directory with model.safetensors "
             f"or one of the shipped names {shipped}"
         )
-    model = LlamaForCausalLM.from_pretrained(path, local_files_only=True).to(device)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Loading weights 0/38" bar is noise in notebook outputs
+    try:
+        model = LlamaForCausalLM.from_pretrained(path, local_files_only=True).to(device)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     model.generation_config.pad_token_id = PAD_ID
     return model, build_tokenizer()
 
