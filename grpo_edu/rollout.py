@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformers import LlamaForCausalLM
+from transformers import DynamicCache, LlamaForCausalLM
 
 from .tasks import Problem
 from .vocab import EOS_ID, PAD_ID
@@ -140,6 +140,7 @@ def prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, row
         attention_mask=prompt_mask,
         position_ids=position_ids_from_mask(prompt_mask),
         use_cache=True,
+        **{_CACHE_ARG: DynamicCache()},  # a Cache object (older releases return tuples otherwise)
     )
     cache = out[_CACHE_ARG]
     cache.batch_select_indices(rows)  # (n, heads, P, d) -> (b, heads, P, d) in every layer

@@ -95,7 +95,7 @@ class AnswerStub(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, use_cache=True, **kw):
         cache = kw.get(_CACHE_ARG)
-        if cache is None:  # first call: the whole left-padded prompt
+        if not isinstance(cache, _StubCache):  # first call: the whole left-padded prompt
             prompts = self.tok.batch_decode(input_ids, skip_special_tokens=True)
             answers = [make_problem(p.removesuffix("=")).answer for p in prompts]
             texts = [str(a + self.offset(a)) for a in answers]
