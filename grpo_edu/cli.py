@@ -193,13 +193,12 @@ def _compare_run(args: argparse.Namespace) -> int:
     )
     print(f"GRPO / PPO training-state memory: {ratio:.2f}x   total wall time {wall:.0f} s")
     for algo in ("grpo", "ppo"):
-        row = result.summary.loc[algo]
-        reached = (
-            f"at step {row['steps_to_target']:.0f}, after {row['seconds_to_target']:.0f} s of training"
-            if row["steps_to_target"] == row["steps_to_target"]
-            else f"not within {row['steps']:.0f} steps"
-        )
-        print(f"{algo.upper()} reached sampled accuracy >= {config.target:.2f} {reached}")
+        row, name, target = result.summary.loc[algo], algo.upper(), f"{config.target:.2f}"
+        if row["steps_to_target"] == row["steps_to_target"]:  # not NaN
+            print(f"{name} first reached sampled accuracy >= {target} at step "
+                  f"{row['steps_to_target']:.0f}, after {row['seconds_to_target']:.0f} s of training")  # fmt: skip
+        else:
+            print(f"{name} did not reach sampled accuracy >= {target} in {row['steps']:.0f} steps")
     print("wrote " + ", ".join(str(p) for p in [args.out / "compare_metrics.csv", *paths]))
     return 0
 
