@@ -13,7 +13,6 @@ import sys
 from dataclasses import asdict
 
 import pytest
-import torch
 
 from grpo_edu import cli, evaluate, models, tasks
 from grpo_edu.pretrain import recipe
@@ -27,16 +26,6 @@ MAX_MB = 10.0
 CARD_KEYS = {"task", "steps", "seed", "pretrain", "model", "n_params", "eval"}
 CARD_KEYS |= {"train_seconds", "train_cpu_seconds", "torch_threads", "torch"}
 EVAL_KEYS = {"greedy", "sampled", "pass_at_k", "maj_at_k", "k", "temperature", "n_problems"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """A 0.9M-parameter model samples fastest on one thread: on a busy 2-core machine, two
-    threads spend ~10x the CPU fighting each other (measured: evaluate add2, 1.7 s vs 22 s)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_add2_is_shipped():

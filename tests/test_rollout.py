@@ -25,16 +25,6 @@ PROBLEMS = [make_problem(e) for e in ("1+2", "10+20", "7-35", "12+7-5")]  # prom
 G = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """A 0.9M-parameter model samples fastest on one thread: on a busy 2-core machine, two
-    threads spend ~10x the CPU fighting each other (measured: evaluate add2, 1.7 s vs 22 s)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def policy():
     return models.build_model(seed=0).eval()

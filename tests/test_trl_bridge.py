@@ -37,15 +37,6 @@ def offline(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Matrices this small gain nothing from threads, and lose a lot on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def length_reward(prompts, completions, **kwargs):
     """A signal even an untrained model's group varies in, so that the weights must move."""
     return [float(len(c)) for c in completions]

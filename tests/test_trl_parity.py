@@ -58,12 +58,9 @@ class Setup:
 def setup(tmp_path_factory):
     import huggingface_hub.constants
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: threads only cost time on a busy machine
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
         yield _build(tmp_path_factory.mktemp("trl_parity"))
-    torch.set_num_threads(threads)
 
 
 def _build(tmp) -> Setup:
