@@ -2,9 +2,12 @@
 
 The library follows the data flow of the course, one module per stage::
 
-    tasks -> rewards -> tokenizer -> models -> rollout -> advantages -> losses
-          -> algorithms -> trainer -> evaluate -> compare -> plots -> explain -> widgets
-          -> exercises -> cli
+    vocab -> tasks -> rewards -> tokenizer -> models -> masked -> rollout -> logprobs
+          -> advantages -> losses -> algorithms -> trainer -> evaluate -> compare
+          -> plots -> explain -> widgets -> exercises -> cli
+
+A module imports only from the stages before it. ``algorithms`` and ``trainer`` are packages of
+one concern per file (their ``__init__`` lists them).
 
 ``load_policy(name)`` is the usual entry point: the shipped warm-start policy and its tokenizer.
 """

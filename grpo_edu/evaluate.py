@@ -24,12 +24,12 @@ from math import comb
 import torch
 
 from .rollout import check_temperature, decode_completions, encode_prompts, sample
-from .tasks import Problem, parse_answer
+from .tasks import Problem, generation_limit, parse_answer
 
 
 def default_max_new_tokens(problems: Sequence[Problem]) -> int:
-    """Room for the longest answer, its EOS and one spare token."""
-    return max(len(str(p.answer)) for p in problems) + 2
+    """``tasks.generation_limit`` of the longest answer among ``problems``."""
+    return generation_limit(max(len(str(p.answer)) for p in problems))
 
 
 @torch.no_grad()
@@ -58,10 +58,8 @@ def sample_answers(
     was_training = model.training
     model.eval()
     for start in range(0, len(prompts), per_batch):
-        ids, mask = encode_prompts(tokenizer, prompts[start : start + per_batch])
-        out, _ = sample(
-            model, ids.to(device), mask.to(device), max_new_tokens, temperature, generator, n
-        )
+        ids, mask = encode_prompts(tokenizer, prompts[start : start + per_batch], device)
+        out, _ = sample(model, ids, mask, max_new_tokens, temperature, generator, n)
         texts += decode_completions(tokenizer, out)
     model.train(was_training)
     return [texts[i * n : (i + 1) * n] for i in range(len(problems))]

@@ -7,7 +7,9 @@ The GRPO objective, per token, then aggregated over the batch::
 
 ``policy_loss`` pieces these together exactly as TRL 1.16's ``GRPOTrainer._compute_loss`` does.
 PPO uses the same function with per-token (B, T) advantages and ``kl_coef=0`` (its KL is in the
-reward), plus ``value_loss`` for the critic. Shapes: ``logp``, ``old_logp``, ``ref_logp``, ``mask`` (B, T), the
+reward), plus ``value_loss`` for the critic. ``entropy_from_logits`` and ``masked_mean``
+live in ``masked`` (shared tensor helpers); both are re-exported here.
+Shapes: ``logp``, ``old_logp``, ``ref_logp``, ``mask`` (B, T), the
 log-probs of the sampled completion tokens; ``mask`` is 1 (or True) on real completion tokens.
 """
 
@@ -18,7 +20,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .advantages import _check_choice, _check_positive, _check_same_shape, masked_mean
+from .masked import (
+    check_choice,
+    check_positive,
+    check_same_shape,
+    entropy_from_logits,
+    masked_mean,
+)
 
 LEVELS = ("token", "sequence")
 """Valid ``level`` values of the importance ratio (``sequence`` is GSPO)."""
@@ -39,7 +47,15 @@ class SurrogateInfo:
     is_high_clipped: Tensor
     """bool, r > 1 + eps_high and A > 0 (TRL ``clip_ratio/high_*``); shape of ``ratio * A``."""
     is_region_clipped: Tensor
-    """bool, low or high: the gradient of these tokens is zero (TRL ``clip_ratio/region_mean``)."""
+    """bool, low or high: the clip removed these tokens' gradient (TRL ``clip_ratio/region_mean``)."""
+    is_delta_capped: Tensor
+    """bool, r > delta and A < 0: the ``delta`` cap (two-sided clipping) removed these tokens'
+    gradient (all False without ``delta``). TRL's clip metrics do not count them."""
+
+    @property
+    def is_zero_gradient(self) -> Tensor:
+        """bool, every token whose surrogate gradient is exactly zero: clipped or delta-capped."""
+        return self.is_region_clipped | self.is_delta_capped
 
     def clip_metrics(self, mask: Tensor) -> dict[str, float]:
         """TRL's ``clip_ratio/*`` metrics on one process (per sequence when ``ratio`` is (B, 1))."""
@@ -81,7 +97,9 @@ def clipped_surrogate(
     Equation: r_t = exp(logp_t - old_logp_t)
               loss_t = -min(r_t A, clip(r_t, 1 - clip_eps, 1 + clip_eps_high) A)
     Case by case: A > 0 and r > 1 + eps_high, or A < 0 and r < 1 - eps, the clipped term wins and
-    is constant, so the token's gradient is exactly 0; elsewhere the gradient is A * dr/dlogp.
+    is constant, so the token's gradient is exactly 0 (``is_region_clipped``); with ``delta``,
+    A < 0 and r > delta is constant too (``is_delta_capped``); elsewhere the gradient is
+    A * dr/dlogp.
 
     Papers: PPO (Schulman et al. 2017, arXiv:1707.06347, eq. 7); ``clip_eps_high`` is DAPO's
     clip-higher (Yu et al. 2025, arXiv:2503.14476, section 3.1); ``delta`` caps the unclipped
@@ -96,13 +114,13 @@ def clipped_surrogate(
     broadcast over tokens) or (B, T) (per token, as PPO's GAE). Result: per-token loss (B, T)
     (padding not zeroed: ``aggregate`` masks it) and a ``SurrogateInfo``.
     """
-    _check_same_shape(logp=logp, old_logp=old_logp, mask=mask)
-    _check_positive("clip_eps", clip_eps)
+    check_same_shape(logp=logp, old_logp=old_logp, mask=mask)
+    check_positive("clip_eps", clip_eps)
     eps_high = clip_eps if clip_eps_high is None else clip_eps_high
-    _check_positive("clip_eps_high", eps_high)
+    check_positive("clip_eps_high", eps_high)
     if delta is not None and not delta > 1 + eps_high:
         raise ValueError(f"delta must be > 1 + clip_eps_high = {1 + eps_high}, got {delta!r}")
-    _check_choice("level", level, LEVELS)
+    check_choice("level", level, LEVELS)
     if advantages.shape not in (logp.shape[:1], logp.shape):
         raise ValueError(
             f"advantages must have shape {tuple(logp.shape[:1])} or {tuple(logp.shape)} "
@@ -121,7 +139,8 @@ def clipped_surrogate(
 
     low = (ratio < 1 - clip_eps) & (adv < 0)  # (B, T) or (B, 1)
     high = (ratio > 1 + eps_high) & (adv > 0)  # (B, T) or (B, 1)
-    return per_token_loss, SurrogateInfo(ratio, low, high, low | high)
+    capped = (ratio > delta) & (adv < 0) if delta is not None else torch.zeros_like(low)
+    return per_token_loss, SurrogateInfo(ratio, low, high, low | high, capped)
 
 
 def kl_penalty(logp: Tensor, ref_logp: Tensor, estimator: str = "k3") -> Tensor:
@@ -130,7 +149,10 @@ def kl_penalty(logp: Tensor, ref_logp: Tensor, estimator: str = "k3") -> Tensor:
     Equations, with log_ratio = ref_logp - logp = log(pi_ref / pi):
         k1 = -log_ratio                        unbiased, can be negative per token
         k2 = 0.5 * log_ratio^2                 biased (low bias when pi ~ pi_ref), >= 0
-        k3 = exp(log_ratio) - log_ratio - 1    unbiased, >= 0, lower variance than k1
+        k3 = exp(log_ratio) - log_ratio - 1    unbiased, >= 0
+    k3 is unbiased because E_pi[pi_ref / pi] = sum_o pi_ref(o) = 1, so E[k3] = 1 + E[k1] - 1.
+    Which of k1 and k3 has the lower variance depends on how far pi_ref is from pi: Schulman's
+    note finds k3 lower for nearby Gaussians; notebook 05 measures it on this model.
     All three are 0 where logp == ref_logp.
 
     Source: Schulman 2020, "Approximating KL Divergence", http://joschu.net/blog/kl-approx.html.
@@ -138,8 +160,8 @@ def kl_penalty(logp: Tensor, ref_logp: Tensor, estimator: str = "k3") -> Tensor:
 
     Shapes: ``logp``, ``ref_logp`` (B, T); result (B, T) (padding not zeroed).
     """
-    _check_same_shape(logp=logp, ref_logp=ref_logp)
-    _check_choice("estimator", estimator, KL_ESTIMATORS)
+    check_same_shape(logp=logp, ref_logp=ref_logp)
+    check_choice("estimator", estimator, KL_ESTIMATORS)
     log_ratio = ref_logp - logp  # log(pi_ref / pi)  (B, T)
     if estimator == "k1":
         return -log_ratio
@@ -169,8 +191,8 @@ def aggregate(
 
     Shapes: ``per_token_loss``, ``mask`` (B, T); result a scalar.
     """
-    _check_same_shape(per_token_loss=per_token_loss, mask=mask)
-    _check_choice("mode", mode, AGGREGATIONS)
+    check_same_shape(per_token_loss=per_token_loss, mask=mask)
+    check_choice("mode", mode, AGGREGATIONS)
     if mode == "grpo":
         return masked_mean(per_token_loss, mask, dim=-1).mean()  # mean over sequences
     if mode in ("bnpo", "dapo"):
@@ -220,7 +242,7 @@ def policy_loss(
     Shapes: ``logp``, ``old_logp``, ``ref_logp``, ``mask`` (B, T); ``advantages`` (B,) or (B, T).
     Result: scalar loss and a ``PolicyLossInfo``.
     """
-    _check_positive("kl_coef", kl_coef, allow_zero=True)
+    check_positive("kl_coef", kl_coef, allow_zero=True)
     if kl_coef != 0.0 and ref_logp is None:
         raise ValueError(f"ref_logp is required when kl_coef != 0 (kl_coef={kl_coef})")
     per_token_loss, info = clipped_surrogate(
@@ -258,8 +280,8 @@ def value_loss(
     Shapes: ``values`` (new critic output), ``old_values`` (at rollout), ``returns`` (from
     ``gae``), ``mask`` (B, T). Result: ``(loss, clipfrac)``, two scalars.
     """
-    _check_same_shape(values=values, old_values=old_values, returns=returns, mask=mask)
-    _check_positive("clip_range_value", clip_range_value)
+    check_same_shape(values=values, old_values=old_values, returns=returns, mask=mask)
+    check_positive("clip_range_value", clip_range_value)
     values_clipped = torch.clamp(
         values, old_values - clip_range_value, old_values + clip_range_value
     )  # V_clip  (B, T)
@@ -268,25 +290,6 @@ def value_loss(
     loss = 0.5 * masked_mean(torch.max(loss_unclipped, loss_clipped), mask)
     clipfrac = masked_mean((loss_clipped > loss_unclipped).to(values.dtype), mask)
     return loss, clipfrac
-
-
-def entropy_from_logits(logits: Tensor) -> Tensor:
-    """Entropy of the next-token distribution at each position, in nats.
-
-    Equation: H = -sum_v p_v log p_v = logsumexp(z) - sum_v softmax(z)_v z_v
-
-    Convention: z is first shifted by its max (H does not change), so the formula neither
-    overflows nor loses digits to cancellation when logits are large (1e4 - 1e4 in float32).
-
-    Shapes: ``logits`` (B, T, V); result (B, T).
-    """
-    if logits.dim() < 1:
-        raise ValueError(
-            f"logits must have a vocabulary dimension, got shape {tuple(logits.shape)}"
-        )
-    z = logits - logits.amax(dim=-1, keepdim=True).detach()  # z - max(z)  (B, T, V)
-    probs = torch.softmax(z, dim=-1)  # (B, T, V)
-    return torch.logsumexp(z, dim=-1) - (probs * z).sum(dim=-1)  # H  (B, T)
 
 
 __all__ = [

@@ -11,6 +11,7 @@ tokenizer files + ``card.json`` (how it was made and how accurate it is). Nothin
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +24,13 @@ from transformers.utils import logging as hf_logging
 from .tokenizer import build_tokenizer
 from .vocab import BOS_ID, EOS_ID, PAD_ID, VOCAB
 
+# transformers >= 5.2x names the KV cache argument (and output) ``cache``; older releases
+# ``past_key_values``. Every call that passes a cache uses this name.
+CACHE_ARG = (
+    "cache"
+    if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters
+    else "past_key_values"
+)
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
 
 
@@ -101,15 +109,47 @@ class Critic(nn.Module):
 
     @classmethod
     def from_policy(cls, policy: LlamaForCausalLM) -> Critic:
-        critic = cls(policy.config)
+        with torch.device(policy.device):  # built where the policy lives
+            critic = cls(policy.config)
         critic.body.load_state_dict(policy.model.state_dict())
-        return critic.to(policy.device)
+        return critic
 
-    def forward(self, input_ids, attention_mask, position_ids=None) -> torch.Tensor:
+    def forward(self, input_ids, attention_mask=None, position_ids=None, **cache) -> torch.Tensor:
+        """Values (B, T) of every position. ``cache`` (``use_cache`` and a KV ``Cache`` under
+        ``CACHE_ARG``) passes through to the body, which fills the cache in place: that is how
+        the critic reads a rollout with prefix sharing, like the policy."""
         hidden = self.body(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **cache
         ).last_hidden_state  # (B, T, C)
         return self.head(hidden).squeeze(-1)  # (B, T)
+
+
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """The ``torch.device`` for ``device`` (``"auto"``: CUDA when available, else CPU), or a
+    ValueError saying why it cannot be used here (no CUDA in this torch build, no such GPU)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(
+            f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {device!r}"
+        ) from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else "a CUDA build"
+            raise ValueError(
+                f"device={device!r}, but torch {torch.__version__} ({build}) sees no CUDA GPU"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}, but only {torch.cuda.device_count()} CUDA GPU(s) exist"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r}, but the MPS backend is not available here")
+    elif dev.type not in ("cpu", "cuda", "mps", "meta"):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {device!r}")
+    return dev
 
 
 def checkpoint_path(name: str) -> Path:
@@ -135,9 +175,16 @@ def load_card(name_or_path: str | Path) -> dict:
 
 
 def load_policy(
-    name_or_path: str | Path = "add2", device: str = "cpu"
+    name_or_path: str | Path = "add2", device: str | torch.device = "cpu"
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     """(model, tokenizer) from a shipped checkpoint name (``"add2"``) or a directory. Offline."""
+    if not isinstance(name_or_path, str | Path) or not str(name_or_path):
+        shipped = sorted(p.name for p in CHECKPOINT_DIR.glob("*") if p.is_dir())
+        raise ValueError(
+            f"name_or_path must be a shipped checkpoint name {shipped} or a directory, "
+            f"got {name_or_path!r}"
+        )
+    device = resolve_device(device)
     path = Path(name_or_path)
     if not path.exists():
         path = checkpoint_path(str(name_or_path))

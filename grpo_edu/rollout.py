@@ -29,23 +29,18 @@ reward honest.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformers import DynamicCache, LlamaForCausalLM
+from transformers import DynamicCache
 
+from .models import CACHE_ARG
 from .tasks import Problem
 from .vocab import EOS_ID, PAD_ID
 
-# transformers >= 5.2x names the KV cache argument ``cache``; older releases ``past_key_values``.
-_CACHE_ARG = (
-    "cache"
-    if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters
-    else "past_key_values"
-)
+_CACHE_ARG = CACHE_ARG  # the KV cache's keyword in this transformers release (see ``models``)
 
 
 @dataclass
@@ -75,6 +70,9 @@ class Rollout:
     """(B, T) log pi(token) under the sampling policy, from logits / temperature (0 where masked)."""
     group_size: int
     temperature: float
+    max_new_tokens: int | None = None
+    """The generation limit the rollout was sampled with (``dr_grpo`` divides by it); None for
+    hand-built rollouts."""
 
     @property
     def completion_ids_list(self) -> list[list[int]]:
@@ -117,14 +115,22 @@ def decode_completions(tokenizer, completion_ids) -> list[str]:
     return tokenizer.batch_decode(cut, skip_special_tokens=False)
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded (ids, mask), each (n, P), with ``<bos>`` in front of every prompt."""
-    enc = tokenizer(list(prompts), padding=True, padding_side="left", return_tensors="pt")
-    return enc.input_ids, enc.attention_mask
+def encode_prompts(
+    tokenizer, prompts: Sequence[str], device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded (ids, mask), each (n, P), on ``device``, with ``<bos>`` before every prompt."""
+    enc = tokenizer(list(prompts), padding=True, padding_side="left")  # lists of ids
+    return (
+        torch.tensor(enc["input_ids"], dtype=torch.long, device=device),
+        torch.tensor(enc["attention_mask"], dtype=torch.long, device=device),
+    )
 
 
-def _model_output(out) -> torch.Tensor:
-    """The per-position tensor of a model output: logits (a causal LM) or hidden states (a body)."""
+def model_output(out) -> torch.Tensor:
+    """The per-position tensor of a model's output: logits (a causal LM), hidden states (a bare
+    transformer body), or the tensor itself (the critic's values)."""
+    if isinstance(out, torch.Tensor):
+        return out
     return out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
 
 
@@ -135,16 +141,18 @@ def prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, row
     which prompt each output row uses. The (n, ...) results are indexed out to (b, ...): that
     indexing is the whole trick of prefix sharing (convention 4), and it is differentiable.
     """
+    cache = DynamicCache()  # a Cache object (older releases return tuples otherwise)
     out = model(
         input_ids=prompt_ids,
         attention_mask=prompt_mask,
         position_ids=position_ids_from_mask(prompt_mask),
         use_cache=True,
-        **{_CACHE_ARG: DynamicCache()},  # a Cache object (older releases return tuples otherwise)
+        **{_CACHE_ARG: cache},
     )
-    cache = out[_CACHE_ARG]
+    if not isinstance(out, torch.Tensor):  # the critic returns bare values: it filled ``cache``
+        cache = out[_CACHE_ARG]
     cache.batch_select_indices(rows)  # (n, heads, P, d) -> (b, heads, P, d) in every layer
-    return _model_output(out)[:, -1][rows], cache  # (b, V or C), cache of b rows
+    return model_output(out)[:, -1][rows], cache  # (b, V or C), cache of b rows
 
 
 @torch.no_grad()
@@ -221,7 +229,7 @@ def generate_rollout(
     device = next(model.parameters()).device
     prompts = [p.prompt for p in problems for _ in range(group_size)]  # prompt-major
     answers = [p.answer for p in problems for _ in range(group_size)]
-    ids, mask = (t.to(device) for t in encode_prompts(tokenizer, [p.prompt for p in problems]))
+    ids, mask = encode_prompts(tokenizer, [p.prompt for p in problems], device)
     completion_ids, logp = sample(
         model, ids, mask, max_new_tokens, temperature, generator, group_size
     )
@@ -242,6 +250,7 @@ def generate_rollout(
         sampling_logp=logp * mask,
         group_size=group_size,
         temperature=temperature,
+        max_new_tokens=max_new_tokens,
     )
 
 
@@ -264,47 +273,3 @@ def group_prompts(rollout: Rollout, rows=slice(None)) -> tuple[torch.Tensor, tor
             "prompt (rows are prompt-major; rollout.group gives each row's group)"
         )
     return first_rows, inverse
-
-
-def forward_completion(model, rollout: Rollout, rows=slice(None)) -> torch.Tensor:
-    """What the model says before each completion token, (b, T, V), for the rows ``rows``.
-
-    Position t holds the logits that predict completion token t (for a model body without an LM
-    head, such as the critic's, the hidden states instead). Each group's prompt runs once, its KV
-    cache is shared by the group's rows (convention 4), and the completions run on top of it:
-    tokens 0..T-2 as input, because the last one predicts nothing we score.
-    """
-    first_rows, inverse = group_prompts(rollout, rows)
-    prompt_mask = rollout.prompt_mask[first_rows]  # (n, P)
-    first, cache = prompt_cache(model, rollout.prompt_ids[first_rows], prompt_mask, inverse)
-    completion_ids = rollout.completion_ids[rows]  # (b, T)
-    T = completion_ids.shape[1]
-    if T == 1:
-        return first[:, None].float()  # (b, 1, V)
-    attention_mask = torch.cat(
-        [prompt_mask[inverse], rollout.completion_mask[rows][:, :-1].long()], 1
-    )  # (b, P+T-1)
-    out = model(
-        input_ids=completion_ids[:, :-1],
-        attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask)[:, -(T - 1) :],
-        use_cache=True,
-        **{_CACHE_ARG: cache},
-    )
-    return torch.cat([first[:, None], _model_output(out)], 1).float()  # (b, T, V)
-
-
-def token_logprobs(
-    model, rollout: Rollout, temperature: float | None = None, rows=slice(None)
-) -> torch.Tensor:
-    """log pi(o_t | q, o_<t) of every completion token, (b, T), from logits / temperature.
-
-    Differentiable when called with grad enabled: this is the ``logp`` of the losses. Positions
-    after EOS are 0. ``temperature`` defaults to the rollout's sampling temperature.
-    """
-    temperature = rollout.temperature if temperature is None else temperature
-    check_temperature(temperature)
-    logits = forward_completion(model, rollout, rows) / temperature  # (b, T, V)
-    ids = rollout.completion_ids[rows]
-    logp = torch.log_softmax(logits, -1).gather(-1, ids[..., None]).squeeze(-1)  # (b, T)
-    return logp * rollout.completion_mask[rows]

@@ -70,6 +70,18 @@ class Task:
         """Characters of the longest possible answer, sign included."""
         return max(len(str(p.answer)) for p in self.train + self.eval)
 
+    @property
+    def max_new_tokens(self) -> int:
+        """The generation limit of this task's completions (``generation_limit``)."""
+        return generation_limit(self.max_answer_len)
+
+
+def generation_limit(answer_chars: int) -> int:
+    """Completion length limit for answers of up to ``answer_chars`` characters: the answer, its
+    EOS and one spare token (so a model that runs on is seen to, not cut off at the answer).
+    The one definition used by training, evaluation and the TRL bridge."""
+    return answer_chars + 2
+
 
 def _expression(op: str, operands: list[int], rng: random.Random) -> str:
     if op == "chain":

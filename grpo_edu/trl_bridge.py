@@ -101,7 +101,7 @@ def cpu_grpo_config(output_dir: str | Path, task_name: str = "add2", **overrides
         steps_per_generation=1,  # each generated batch is one optimizer step (no micro-batches)
         num_iterations=1,  # mu, updates per batch (DeepSeekMath: 1); > 1 makes the clip bite
         # -- sampling
-        max_completion_length=get_task(task_name).max_answer_len + 2,  # answer, EOS, 1 spare
+        max_completion_length=get_task(task_name).max_new_tokens,  # answer, EOS, 1 spare
         temperature=1.0,  # sampling temperature (0.7..1.2); training log-probs use logits / T too
         # -- the GRPO loss: DeepSeekMath defaults, as grpo_edu.losses.policy_loss
         beta=0.04,  # kl_coef, k3 KL to the reference in the loss (0..0.1; TRL default 0)

@@ -252,20 +252,36 @@ def trl_compute_loss(logp, old_logp, adv, mask, ref_logp, *, loss_type, level, b
     trainer = pytest.importorskip("trl.trainer.grpo_trainer").GRPOTrainer
     B, T = logp.shape
     fake = types.SimpleNamespace(
-        top_entropy_quantile=1.0, off_policy_mask_threshold=None, importance_sampling_level=level,
-        beta=beta, loss_type=loss_type, epsilon_low=cfg["eps"], epsilon_high=cfg["eps_high"], use_vllm=False,
-        args=types.SimpleNamespace(use_bias_correction_kl=bias, delta=cfg["delta"], steps_per_generation=1),
-        model=types.SimpleNamespace(training=True), current_gradient_accumulation_steps=1,
-        _entropy_bonus_enabled=False, aux_loss_enabled=False, accelerator=_Accelerator(),
-        _metrics={"train": defaultdict(list)}, max_completion_length=cfg["max_len"],
+        top_entropy_quantile=1.0,
+        off_policy_mask_threshold=None,
+        importance_sampling_level=level,
+        beta=beta,
+        loss_type=loss_type,
+        epsilon_low=cfg["eps"],
+        epsilon_high=cfg["eps_high"],
+        use_vllm=False,
+        args=types.SimpleNamespace(
+            use_bias_correction_kl=bias, delta=cfg["delta"], steps_per_generation=1
+        ),
+        model=types.SimpleNamespace(training=True),
+        current_gradient_accumulation_steps=1,
+        _entropy_bonus_enabled=False,
+        aux_loss_enabled=False,
+        accelerator=_Accelerator(),
+        _metrics={"train": defaultdict(list)},
+        max_completion_length=cfg["max_len"],
         _get_per_token_logps_and_entropies=lambda *a, **k: (logp, torch.zeros_like(logp), None),
-    )  # fmt: skip
+    )
     inputs = dict(
-        prompt_ids=torch.zeros(B, 1, dtype=torch.long), prompt_mask=torch.ones(B, 1, dtype=torch.long),
-        completion_ids=torch.zeros(B, T, dtype=torch.long), completion_mask=mask.long(),
-        advantages=adv, old_per_token_logps=old_logp, ref_per_token_logps=ref_logp,
+        prompt_ids=torch.zeros(B, 1, dtype=torch.long),
+        prompt_mask=torch.ones(B, 1, dtype=torch.long),
+        completion_ids=torch.zeros(B, T, dtype=torch.long),
+        completion_mask=mask.long(),
+        advantages=adv,
+        old_per_token_logps=old_logp,
+        ref_per_token_logps=ref_logp,
         num_items_in_batch=mask.sum(),
-    )  # fmt: skip
+    )
     loss = trainer._compute_loss(fake, None, inputs)
     return loss, {k: v[0] for k, v in fake._metrics["train"].items()}
 
@@ -283,14 +299,35 @@ def trl_compute_loss(logp, old_logp, adv, mask, ref_logp, *, loss_type, level, b
 def test_parity_with_trl_compute_loss(loss_type, level, beta, bias, eps_high, delta):
     logp, old_logp, ref_logp, adv, mask = batch(8, noise=0.3 if level == "token" else 0.8)
     trl_loss, metrics = trl_compute_loss(
-        logp, old_logp, adv, mask, ref_logp, loss_type=loss_type, beta=beta, eps=0.2,
-        eps_high=0.2 if eps_high is None else eps_high, delta=delta, level=level, bias=bias, max_len=7,
-    )  # fmt: skip
+        logp,
+        old_logp,
+        adv,
+        mask,
+        ref_logp,
+        loss_type=loss_type,
+        beta=beta,
+        eps=0.2,
+        eps_high=0.2 if eps_high is None else eps_high,
+        delta=delta,
+        level=level,
+        bias=bias,
+        max_len=7,
+    )
     loss, info = policy_loss(
-        logp, old_logp, adv, mask, clip_eps=0.2, clip_eps_high=eps_high, delta=delta, level=level,
-        ref_logp=ref_logp, kl_coef=beta, kl_bias_correction=bias, aggregation=loss_type,
+        logp,
+        old_logp,
+        adv,
+        mask,
+        clip_eps=0.2,
+        clip_eps_high=eps_high,
+        delta=delta,
+        level=level,
+        ref_logp=ref_logp,
+        kl_coef=beta,
+        kl_bias_correction=bias,
+        aggregation=loss_type,
         max_completion_length=7,
-    )  # fmt: skip
+    )
     close(loss, trl_loss)
     close(torch.autograd.grad(loss, logp)[0], torch.autograd.grad(trl_loss, logp)[0])
     ours = info.clip_metrics(mask)

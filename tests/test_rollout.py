@@ -8,15 +8,14 @@ import pytest
 import torch
 
 from grpo_edu import models, vocab
+from grpo_edu.logprobs import forward_completion, token_logprobs
 from grpo_edu.rollout import (
     completion_mask_from_ids,
     decode_completions,
     encode_prompts,
-    forward_completion,
     generate_rollout,
     position_ids_from_mask,
     sample,
-    token_logprobs,
 )
 from grpo_edu.tasks import make_problem
 from grpo_edu.tokenizer import build_tokenizer

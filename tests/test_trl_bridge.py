@@ -80,9 +80,14 @@ def test_two_trl_steps_change_the_weights(tmp_path):
 
     before = {k: v.clone() for k, v in model.state_dict().items()}
     metrics = trl_bridge.train_with_trl(
-        model, build_tokenizer(), "add2", [spy, length_reward],
-        output_dir=str(tmp_path), max_steps=2, **TINY,
-    )  # fmt: skip
+        model,
+        build_tokenizer(),
+        "add2",
+        [spy, length_reward],
+        output_dir=str(tmp_path),
+        max_steps=2,
+        **TINY,
+    )
 
     # beta > 0: the reference was saved from this very model and loaded back from disk
     init = tmp_path / "init_policy"
@@ -90,8 +95,17 @@ def test_two_trl_steps_change_the_weights(tmp_path):
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert len(changed) == len(before)  # every tensor moved
     assert list(metrics.index) == [1, 2]
-    for col in ["loss", "reward", "reward_std", "kl", "entropy", "clip_ratio/region_mean",
-                "completions/mean_length", "rewards/correctness_reward/mean", "grad_norm"]:  # fmt: skip
+    for col in [
+        "loss",
+        "reward",
+        "reward_std",
+        "kl",
+        "entropy",
+        "clip_ratio/region_mean",
+        "completions/mean_length",
+        "rewards/correctness_reward/mean",
+        "grad_norm",
+    ]:
         assert col in metrics.columns, col
     assert all(math.isfinite(x) for x in metrics.select_dtypes("number").to_numpy().ravel())
     assert metrics["grad_norm"].gt(0).all()
@@ -106,9 +120,14 @@ def test_two_trl_steps_change_the_weights(tmp_path):
 
 def test_rewards_receive_answer_column_inside_trl(tmp_path):
     trainer = trl_bridge.make_trainer(
-        build_model(), None, "add2", ["correctness", "format", "partial"],
-        output_dir=str(tmp_path), beta=0.0, **TINY,
-    )  # fmt: skip
+        build_model(),
+        None,
+        "add2",
+        ["correctness", "format", "partial"],
+        output_dir=str(tmp_path),
+        beta=0.0,
+        **TINY,
+    )
     assert trainer.reward_func_names == [
         "correctness_reward",
         "format_reward",

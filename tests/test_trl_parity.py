@@ -34,9 +34,10 @@ pytest.importorskip("trl")
 
 from grpo_edu import trl_bridge  # noqa: E402
 from grpo_edu.advantages import group_advantages, masked_mean  # noqa: E402
+from grpo_edu.logprobs import forward_completion, token_logprobs  # noqa: E402
 from grpo_edu.losses import entropy_from_logits, policy_loss  # noqa: E402
 from grpo_edu.models import build_model  # noqa: E402
-from grpo_edu.rollout import forward_completion, generate_rollout, token_logprobs  # noqa: E402
+from grpo_edu.rollout import generate_rollout  # noqa: E402
 from grpo_edu.tasks import get_task  # noqa: E402
 from grpo_edu.tokenizer import build_tokenizer  # noqa: E402
 from grpo_edu.vocab import EOS_ID  # noqa: E402
@@ -69,9 +70,16 @@ def _build(tmp) -> Setup:
     with torch.no_grad():  # an untrained model almost never says EOS; this one stops at 1..5 tokens
         model.model.embed_tokens.weight[EOS_ID] *= -4
     trainer = trl_bridge.make_trainer(
-        model, tok, "add2", output_dir=str(tmp), beta=0.04, temperature=TEMPERATURE,
-        max_completion_length=MAX_LEN, num_generations=G, per_device_train_batch_size=8,
-    )  # fmt: skip
+        model,
+        tok,
+        "add2",
+        output_dir=str(tmp),
+        beta=0.04,
+        temperature=TEMPERATURE,
+        max_completion_length=MAX_LEN,
+        num_generations=G,
+        per_device_train_batch_size=8,
+    )
     assert type(trainer).__name__ == "GRPOTrainer" and trainer.model is model
     assert trainer.ref_model is not None and next(model.parameters()).dtype == torch.float32
 
@@ -96,10 +104,14 @@ def _build(tmp) -> Setup:
 def trl_inputs(s: Setup, off_policy: bool) -> dict:
     r = s.rollout
     inputs = dict(
-        prompt_ids=r.prompt_ids, prompt_mask=r.prompt_mask, completion_ids=r.completion_ids,
-        completion_mask=r.completion_mask.long(), advantages=s.advantages,
-        ref_per_token_logps=s.ref_logp, num_items_in_batch=r.completion_mask.sum(),
-    )  # fmt: skip
+        prompt_ids=r.prompt_ids,
+        prompt_mask=r.prompt_mask,
+        completion_ids=r.completion_ids,
+        completion_mask=r.completion_mask.long(),
+        advantages=s.advantages,
+        ref_per_token_logps=s.ref_logp,
+        num_items_in_batch=r.completion_mask.sum(),
+    )
     if off_policy:
         inputs["old_per_token_logps"] = s.old_logp
     return inputs
@@ -130,10 +142,19 @@ def test_loss_and_gradients_match_trl(setup, loss_type, off_policy, eps_high, be
 
     logp = token_logprobs(trainer.model, rollout, TEMPERATURE)  # (B, T)
     loss, info = policy_loss(
-        logp, setup.old_logp if off_policy else logp.detach(), setup.advantages, mask,
-        clip_eps=0.2, clip_eps_high=eps_high, level=level, ref_logp=setup.ref_logp, kl_coef=beta,
-        kl_bias_correction=bias, aggregation=loss_type, max_completion_length=trainer.max_completion_length,
-    )  # fmt: skip
+        logp,
+        setup.old_logp if off_policy else logp.detach(),
+        setup.advantages,
+        mask,
+        clip_eps=0.2,
+        clip_eps_high=eps_high,
+        level=level,
+        ref_logp=setup.ref_logp,
+        kl_coef=beta,
+        kl_bias_correction=bias,
+        aggregation=loss_type,
+        max_completion_length=trainer.max_completion_length,
+    )
     grads = torch.autograd.grad(loss, params)
 
     torch.testing.assert_close(loss, trl_loss, rtol=0, atol=ATOL)

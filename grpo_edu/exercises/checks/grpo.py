@@ -2,8 +2,9 @@
 
 ``check_grpo_loss`` compares the student's loss with ``losses.policy_loss`` (values and
 gradients). ``check_grpo_training`` runs the library's own training loop (``trainer.train`` ->
-``algorithms.grpo_step``) with one change: inside ``grpo_step``, the loss is the student's
-``grpo_loss`` instead of ``losses.policy_loss`` (the library still computes its clip metrics).
+``algorithms.grpo_step``) with one change: ``train(..., loss_fn=...)`` makes the loss of every
+update the student's ``grpo_loss`` instead of ``losses.policy_loss`` (the library still
+computes its clip metrics).
 It measures sampled accuracy on a fixed slice of the eval split before and after, and passes
 when the policy improved by at least ``min_gain``. Everything is seeded, so the same loss gives
 the same numbers on the same machine.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from unittest import mock
 
 import torch
 
@@ -184,8 +184,7 @@ def run_grpo_training(
 
 
 def _train_and_measure(fn, budget, seed, policy, tokenizer, probe, progress) -> dict:
-    from grpo_edu import algorithms  # imports transformers: only when training
-    from grpo_edu.trainer import TrainConfig, train
+    from grpo_edu.trainer import TrainConfig, train  # imports transformers: only when training
 
     with torch.random.fork_rng(devices=[]):
         before = _sampled_accuracy(policy, tokenizer, probe, budget.k, seed)
@@ -197,8 +196,8 @@ def _train_and_measure(fn, budget, seed, policy, tokenizer, probe, progress) -> 
             lr=budget.lr,
             seed=seed,
         )
-        with mock.patch.object(algorithms, "policy_loss", _student_policy_loss(fn)):
-            result = train(config, policy=policy, tokenizer=tokenizer, progress=progress)
+        student_loss = _student_policy_loss(fn)
+        result = train(config, policy, tokenizer, progress=progress, loss_fn=student_loss)
         after = _sampled_accuracy(result.policy, tokenizer, probe, budget.k, seed)
     rewards = result.metrics["reward"]
     return {

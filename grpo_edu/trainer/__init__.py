@@ -1,0 +1,34 @@
+"""The training loop, the same for every algorithm: rollout -> rewards -> update -> metrics.
+
+config   ``TrainConfig`` (one run), learning-rate schedules, ``check_train_config``
+metrics  ``METRICS``: every column of the per-step DataFrame, documented once
+loop     ``train`` and its pieces: ``build_state``, ``sample_and_score``, ``update``
+"""
+
+from .config import ALGORITHMS, LR_SCHEDULES, TrainConfig, check_train_config, lr_scheduler
+from .loop import (
+    TrainResult,
+    TrainState,
+    build_state,
+    compute_rewards,
+    sample_and_score,
+    train,
+    update,
+)
+from .metrics import METRICS
+
+__all__ = [
+    "ALGORITHMS",
+    "LR_SCHEDULES",
+    "METRICS",
+    "TrainConfig",
+    "TrainResult",
+    "TrainState",
+    "build_state",
+    "check_train_config",
+    "compute_rewards",
+    "lr_scheduler",
+    "sample_and_score",
+    "train",
+    "update",
+]

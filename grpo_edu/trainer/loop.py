@@ -1,0 +1,198 @@
+"""The training loop, the same for both algorithms: rollout -> rewards -> update -> metrics.
+
+    for step in range(steps):
+        problems = next batch of n_prompts train problems
+        rollout  = generate_rollout(policy, problems, group_size)        # B = n_prompts * G
+        rewards  = sum_k weight_k * reward_k(prompts, texts, **columns)  # (B,)
+        metrics  = grpo_step(...) or ppo_step(...)                       # one update
+        metrics  += time/..., memory/..., completions_seen
+
+``train`` returns a ``TrainResult``: the trained policy, a pandas DataFrame with one row per step
+(columns documented in the README's metrics table) and the ``StepTrace`` of the steps asked for.
+A ``callback(step, policy) -> dict`` runs every ``eval_every`` steps and its values are
+added to that step's row (the ``compare`` job uses it to measure accuracy during training).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..accounting import MB, analytic_training_state, measure_training_state
+from ..algorithms import StepTrace, grpo_step, ppo_step
+from ..losses import policy_loss
+from ..models import Critic, frozen_copy, load_policy, n_params, resolve_device
+from ..rewards import get_reward
+from ..rollout import Rollout, generate_rollout
+from ..tasks import get_task
+from .config import TrainConfig, check_train_config, lr_scheduler
+
+
+@dataclass
+class TrainState:
+    """Everything an update touches: policy, frozen reference, PPO's critic, optimizer."""
+
+    policy: torch.nn.Module
+    tokenizer: object
+    ref_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    critic: torch.nn.Module | None = None
+
+
+def build_state(config: TrainConfig, policy=None, tokenizer=None) -> TrainState:
+    """Load the warm start (unless given), copy the reference, add PPO's critic, build Adam."""
+    if policy is None:
+        policy, tokenizer = load_policy(config.checkpoint, device=config.device)
+    policy.to(resolve_device(config.device)).train()
+    ref_model = frozen_copy(policy)
+    groups = [{"params": list(policy.parameters()), "lr": config.lr}]
+    critic = None
+    if config.algorithm == "ppo":
+        critic = Critic.from_policy(policy).train()
+        groups.append({"params": list(critic.parameters()), "lr": config.critic_lr or config.lr})
+    return TrainState(policy, tokenizer, ref_model, torch.optim.Adam(groups), critic)
+
+
+def compute_rewards(rollout: Rollout, names: Sequence[str], weights=None) -> torch.Tensor:
+    """Weighted sum of the named TRL-style reward functions, (B,)."""
+    weights = weights or [1.0] * len(names)
+    device = rollout.completion_ids.device
+    total = torch.zeros(len(rollout.texts), device=device)
+    for name, w in zip(names, weights, strict=True):
+        values = get_reward(name)(rollout.prompts, rollout.texts, **rollout.reward_columns())
+        total += w * torch.tensor(values, dtype=torch.float32, device=device)
+    return total
+
+
+def update(
+    state: TrainState,
+    config: TrainConfig,
+    rollout: Rollout,
+    rewards: torch.Tensor,
+    generator: torch.Generator,
+    trace: bool = False,
+    loss_fn=policy_loss,
+):
+    """One ``grpo_step`` or ``ppo_step`` on ``state``: (metrics, traces)."""
+    s = state
+    if config.algorithm == "grpo":
+        args = (s.policy, s.ref_model, s.optimizer, rollout, rewards, config.grpo)
+        return grpo_step(*args, generator, trace, loss_fn)
+    args = (s.policy, s.critic, s.ref_model, s.optimizer, rollout, rewards, config.ppo)
+    return ppo_step(*args, generator, trace, loss_fn)
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns."""
+
+    config: TrainConfig
+    state: TrainState
+    metrics: pd.DataFrame
+    """One row per step; see the README's metrics table."""
+    traces: dict[int, list[StepTrace]] = field(default_factory=dict)
+    """Step -> the StepTraces of that step's updates, for the steps in ``trace_steps``."""
+    memory: dict[str, dict[str, int]] = field(default_factory=dict)
+    """``measured`` and ``analytic`` training-state bytes (see ``accounting``)."""
+
+    @property
+    def policy(self):
+        return self.state.policy
+
+
+def train(
+    config: TrainConfig = TrainConfig(),
+    policy=None,
+    tokenizer=None,
+    callback: Callable[[int, torch.nn.Module], dict] | None = None,
+    eval_every: int = 0,
+    trace_steps: Sequence[int] = (),
+    progress: bool = True,
+    loss_fn=None,
+) -> TrainResult:
+    """Run ``config.steps`` rollout/update cycles; returns a ``TrainResult``.
+
+    ``loss_fn`` replaces the policy loss of every update (None = ``losses.policy_loss``); it
+    takes and returns what ``policy_loss`` does (exercises pass a student's loss this way).
+    """
+    check_train_config(config)
+    torch.manual_seed(config.seed)
+    state = build_state(config, policy, tokenizer)
+    scheduler = lr_scheduler(state.optimizer, config)
+    task = get_task(config.task)
+    max_new_tokens = config.max_new_tokens or task.max_new_tokens
+    generator, sampler = _generators(config.seed, next(state.policy.parameters()).device)
+    order = torch.randperm(len(task.train), generator=generator, device="cpu").tolist()
+    rows, traces, memory, t_start = [], {}, {}, time.perf_counter()
+    bar = tqdm(range(config.steps), desc=config.algorithm.upper(), disable=not progress)
+    for step in bar:
+        t0 = time.perf_counter()
+        start = step * config.n_prompts
+        problems = [task.train[order[(start + i) % len(order)]] for i in range(config.n_prompts)]
+        rollout, rewards = sample_and_score(state, config, problems, max_new_tokens, sampler)
+        t1 = time.perf_counter()
+        loss = loss_fn or policy_loss
+        metrics, step_traces = update(
+            state, config, rollout, rewards, generator, step in trace_steps, loss
+        )
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        t2 = time.perf_counter()
+        if step_traces:
+            traces[step] = step_traces
+        if step == 0:
+            memory = _memory(state)
+        row = {"step": step + 1, "completions_seen": (step + 1) * config.completions_per_step}
+        row |= metrics | {"lr": lr, "time/rollout": t1 - t0, "time/update": t2 - t1}
+        row |= {"time/step": t2 - t0, "time/elapsed": t2 - t_start}
+        row["memory/train_state_mb"] = memory["measured"]["total"] / MB
+        if callback is not None and eval_every and _is_eval_step(step + 1, eval_every, config):
+            row.update(callback(step + 1, state.policy))
+            t_start += time.perf_counter() - t2  # evaluation time is not training time
+        rows.append(row)
+        bar.set_postfix(reward=f"{metrics['reward']:.2f}", kl=f"{metrics['kl']:.3f}")
+    return TrainResult(config, state, pd.DataFrame(rows), traces, memory)
+
+
+def sample_and_score(state: TrainState, config: TrainConfig, problems, max_new_tokens, sampler):
+    """One rollout of ``config.group_size`` completions per problem, and its rewards (B,)."""
+    state.policy.eval()  # no dropout anyway; eval() only to mark sampling
+    rollout = generate_rollout(
+        state.policy,
+        state.tokenizer,
+        problems,
+        config.group_size,
+        max_new_tokens,
+        config.temperature,
+        sampler,
+    )
+    state.policy.train()
+    return rollout, compute_rewards(rollout, config.rewards, config.reward_weights)
+
+
+def _generators(seed: int, device: torch.device) -> tuple[torch.Generator, torch.Generator]:
+    """(CPU generator for prompt order and minibatches, generator for sampling on ``device``):
+    one and the same on the CPU, so a CPU run's random stream is one seeded sequence."""
+    generator = torch.Generator("cpu").manual_seed(seed)
+    if device.type == "cpu":
+        return generator, generator
+    return generator, torch.Generator(device).manual_seed(seed)
+
+
+def _is_eval_step(step: int, eval_every: int, config: TrainConfig) -> bool:
+    return step % eval_every == 0 or step == config.steps
+
+
+def _memory(state: TrainState) -> dict[str, dict[str, int]]:
+    n_critic = n_params(state.critic) if state.critic is not None else 0
+    return {
+        "measured": measure_training_state(
+            state.policy, state.ref_model, state.optimizer, state.critic
+        ),
+        "analytic": analytic_training_state(n_params(state.policy), n_critic),
+    }
