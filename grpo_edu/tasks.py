@@ -7,11 +7,14 @@ expression followed by ``=`` and whose answer is an integer::
     sub2     "12-40="       -> -28      (negative results allowed)
     mul2     "13*21="       -> 273
     chain3   "12+7-5="      -> 14       (three operands, + and - mixed, left to right)
+    sum4     "12+7+5+9="    -> 33       (four operands 1..35, sum <= 99: every step is add2)
 
 Operands are drawn uniformly from ``0 .. 10**n_digits - 1``. Each task has a ``train`` and an
 ``eval`` split that are disjoint (no prompt in both), fixed by a seed, and the same on every
 machine: the eval splits are stored in ``data/eval/<name>.jsonl`` so that every figure of the
-course is measured on the same problems.
+course is measured on the same problems. ``sum<k>`` operands come from 1..35, redrawn until the
+sum is at most 99, so that every partial sum is a two-digit addition; answers to such prompts
+also come as a scratchpad that writes every step (``grpo_edu.formats``).
 """
 
 from __future__ import annotations
@@ -34,10 +37,15 @@ N_TRAIN = 20_000
 SPLIT_SEED = 1234
 """Seed of the split generator; changing it changes every eval split, so it is fixed."""
 
-_NAME = re.compile(r"(add|sub|mul|chain)([1-9][0-9]?)")
+_NAME = re.compile(r"(add|sub|mul|chain|sum)([1-9][0-9]?)")
 _OPS = {"add": "+", "sub": "-", "mul": "*"}
 MAX_ANSWER_DIGITS = 18
 """Longest digit run ``parse_answer`` accepts; longer runs are not answers but noise."""
+SUM_OPERANDS = (1, 35)
+"""Operand range of the ``sum<k>`` tasks (inclusive)."""
+SUM_MAX = 99
+"""Largest sum of a ``sum<k>`` problem: its partial sums are then two-digit additions, the
+``add2`` warm start's skill."""
 
 
 @dataclass(frozen=True)
@@ -108,8 +116,22 @@ def make_problem(expression: str) -> Problem:
     return Problem(prompt=expression + "=", answer=_evaluate(expression))
 
 
+def _generate_sums(n_operands: int, n: int, seed: int) -> list[Problem]:
+    """``n`` distinct ``sum<k>`` problems: operands in ``SUM_OPERANDS``, sum <= ``SUM_MAX``."""
+    rng, (lo, hi) = random.Random(seed), SUM_OPERANDS
+    seen: dict[str, Problem] = {}
+    while len(seen) < n:
+        operands = [rng.randint(lo, hi) for _ in range(n_operands)]
+        expression = "+".join(str(x) for x in operands)
+        if sum(operands) <= SUM_MAX and expression not in seen:
+            seen[expression] = make_problem(expression)
+    return list(seen.values())
+
+
 def _generate(op: str, n_operands: int, n_digits: int, n: int, seed: int) -> list[Problem]:
     """``n`` distinct problems (fewer if the task has fewer), in a seeded random order."""
+    if op == "sum":
+        return _generate_sums(n_operands, n, seed)
     rng = random.Random(seed)
     hi = 10**n_digits - 1
     n_signs = 2 ** (n_operands - 1) if op == "chain" else 1
@@ -131,12 +153,12 @@ def parse_task_name(name: str) -> tuple[str, int, int]:
     if m is None:
         raise ValueError(
             f"unknown task name {name!r}: expected add<d>, sub<d>, mul<d> (d = digits, 1..4) "
-            f"or chain<k> (k = operands, 3..5), e.g. 'add2', 'chain3'"
+            f"or chain<k> / sum<k> (k = operands, 3..5), e.g. 'add2', 'chain3', 'sum4'"
         )
     op, k = m.group(1), int(m.group(2))
-    if op == "chain":
+    if op in ("chain", "sum"):
         if not 3 <= k <= 5:
-            raise ValueError(f"task {name!r}: chain length must be 3..5, got {k}")
+            raise ValueError(f"task {name!r}: {op} length must be 3..5, got {k}")
         return op, k, 2
     if not 1 <= k <= 4:
         raise ValueError(f"task {name!r}: number of digits must be 1..4, got {k}")
@@ -166,12 +188,12 @@ def generate_splits(name: str, seed: int = SPLIT_SEED) -> tuple[list[Problem], l
     problems = _generate(op, n_operands, n_digits, N_EVAL + N_TRAIN, seed)
     n_eval = min(N_EVAL, len(problems) // 5)  # tiny tasks (add1) keep 80% for training
     eval_ = problems[:n_eval]
-    return _without(problems[n_eval:], eval_), eval_
+    return _without(problems[n_eval:], eval_, op), eval_
 
 
-def _without(train: list[Problem], eval_: list[Problem]) -> list[Problem]:
-    held_out = {_canonical(p.prompt) for p in eval_}
-    return [p for p in train if _canonical(p.prompt) not in held_out]
+def _without(train: list[Problem], eval_: list[Problem], op: str = "") -> list[Problem]:
+    held_out = {_canonical(p.prompt, op) for p in eval_}
+    return [p for p in train if _canonical(p.prompt, op) not in held_out]
 
 
 def get_task(name: str) -> Task:
@@ -192,21 +214,25 @@ def _get_task(name: str) -> Task:
     train, eval_ = generate_splits(name)
     if eval_path(name).exists():
         eval_ = read_jsonl(eval_path(name))
-        train = _without(train, eval_)
+        train = _without(train, eval_, op)
     return Task(name, op, n_operands, n_digits, tuple(train), tuple(eval_))
 
 
-def _canonical(prompt: str) -> str:
-    """``"65+7="`` and ``"7+65="`` are one problem for a held-out split: sort commutative operands."""
+def _canonical(prompt: str, op: str = "") -> str:
+    """One key per problem up to commuted operands, for a held-out split: ``"65+7="`` and
+    ``"7+65="`` are one problem, and for ``op="sum"`` so are ``"12+7+5+9="`` and ``"9+5+12+7="``
+    (a sum's operands in any order)."""
     for sym in "+*":
         parts = prompt[:-1].split(sym)
-        if len(parts) == 2 and all(x.isdigit() for x in parts):
+        if (len(parts) == 2 or op == "sum") and all(x.isdigit() for x in parts):
             return sym.join(sorted(parts, key=int))
     return prompt[:-1]
 
 
 TASK_NAMES = ("add2", "sub2", "mul2", "chain3")
 """The tasks the course ships eval splits (and warm-start checkpoints) for."""
+REASONING_TASK_NAMES = ("sum3", "sum4", "sum5")
+"""The tasks with a scratchpad format that ship eval splits (``sum4``: a warm start too)."""
 
 _ANSWER = re.compile(r"[ ]*([+-]?)([0-9]+)")
 

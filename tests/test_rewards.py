@@ -234,7 +234,7 @@ def test_get_reward():
 
 def test_rewards_module_does_not_import_torch():
     code = "import sys, grpo_edu.rewards; assert 'torch' not in sys.modules, 'torch imported'"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(rewards.__file__).parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(rewards.__file__).parents[2])
 
 
 # ---------------------------------------------------------------- validation

@@ -1,28 +1,6 @@
-"""Reward functions: a completion's text -> one float, with Hugging Face TRL's signature.
+"""Outcome rewards of the bare-integer tasks: correctness, format, partial credit (see ``rewards``).
 
-Every reward here is a plain function ``f(prompts, completions, **columns) -> list[float]``, so the
-same object works in this course's trainer and unchanged in ``trl.GRPOTrainer(reward_funcs=[...])``.
-TRL calls it with keyword arguments only::
-
-    f(prompts=[...], completions=[...], completion_ids=[[...], ...],
-      answer=[...],                      # every dataset column, one value per completion
-      trainer_state=..., log_extra=..., log_metric=...)   # TRL extras, ignored here
-
-``completions`` are the decoded texts with special tokens skipped (``"55"`` for ``"47+8="``);
-``completion_ids`` are the sampled ids, ending with ``vocab.EOS_ID`` when the model stopped by itself.
-Unknown keyword arguments are accepted and ignored. Rows are prompt-major (p0g0, p0g1, ...), but a
-reward scores each completion on its own, so the layout does not matter here.
-
-Three rewards, each in [0, 1]:
-
-    correctness   1 if the parsed answer equals ``answer``             (the task's true reward)
-    format        1 if the text is exactly one integer and ended with EOS   (the shape of an answer)
-    partial       share of the answer's characters in the right place  (a denser, shaped signal)
-
-The split of duties: ``correctness`` reads the answer the way ``tasks.parse_answer`` does, so it
-tolerates leading spaces and trailing text (``"55 is it"`` is correct for 55); ``format`` is the
-reward that penalises anything but a bare integer. Add them (TRL sums ``reward_funcs`` with
-``reward_weights``) to ask for both.
+Also the argument checks every reward of the package shares (``_check_batch``).
 """
 
 from __future__ import annotations
@@ -204,21 +182,3 @@ def partial_credit_reward(
         parsed = parse_answer(c)
         rewards.append(0.0 if parsed is None else _digit_credit(parsed, a))
     return rewards
-
-
-REWARDS: dict[str, RewardFn] = {
-    "correctness": correctness_reward,
-    "format": format_reward,
-    "partial": partial_credit_reward,
-}
-"""Rewards by short name, as used in configs and on the command line."""
-
-
-def get_reward(name: str) -> RewardFn:
-    """The reward function called ``name`` (a key of ``REWARDS``)."""
-    try:
-        return REWARDS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown reward {name!r}; valid names: {', '.join(sorted(REWARDS))}"
-        ) from None
