@@ -50,6 +50,10 @@ def final_answer_reward(
     """
     answers = _check_batch("final_answer_reward", prompts, completions, answer, completion_ids,
                            needs_answer=True, columns=kwargs)  # fmt: skip
+    return _outcome(completions, answers, completion_ids)
+
+
+def _outcome(completions, answers: list[int], completion_ids) -> list[float]:
     ended = _ended(completion_ids, len(completions))
     return [
         1.0 if e and parse_final_answer(c) == a else 0.0
@@ -103,8 +107,13 @@ def process_step_rewards(
     Positions index ``completion + <eos>``; with one token per character they are token indices.
     ``[[(7, 1.0), (12, 1.0), (18, 1.0)]]`` for ``" 12+7=19+5=24+9=33"`` on ``"12+7+5+9="``.
     """
-    outcome = final_answer_reward(prompts, completions, answer, completion_ids, **kwargs)
-    scores = []
+    answers = _check_batch("process_step_rewards", prompts, completions, answer, completion_ids,
+                           needs_answer=True, columns=kwargs)  # fmt: skip
+    return _process_scores(prompts, completions, answers, completion_ids)
+
+
+def _process_scores(prompts, completions, answers, completion_ids) -> list[list[tuple[int, float]]]:
+    outcome, scores = _outcome(completions, answers, completion_ids), []
     for prompt, c, r in zip(prompts, completions, outcome, strict=True):
         steps = check_steps(prompt, c)[:-1] if answer_format(c) == "scratchpad" else []
         scores.append([(s.end - 1, float(s.correct)) for s in steps] + [(len(c), r)])
@@ -128,5 +137,7 @@ def step_mean_reward(
 
     TRL signature: needs the ``answer`` column; other keyword arguments are ignored.
     """
-    scores = process_step_rewards(prompts, completions, answer, completion_ids, **kwargs)
+    answers = _check_batch("step_mean_reward", prompts, completions, answer, completion_ids,
+                           needs_answer=True, columns=kwargs)  # fmt: skip
+    scores = _process_scores(prompts, completions, answers, completion_ids)
     return [sum(s for _, s in steps) / len(steps) for steps in scores]
