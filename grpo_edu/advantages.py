@@ -7,6 +7,8 @@ Every estimator of this stage in one place, each one equation::
     reinforce_advantages  REINFORCE: r_i - b                            one number per completion
     gae                   PPO: sum_l (gamma lam)^l delta_{t+l}          one number per token
     whiten                PPO: (A - mean A) / std A over real tokens
+    process_advantages    GRPO+PS: sum of the group-normalised rewards  one number per token
+                          of the steps that end at or after the token
 
 Batch layout is prompt-major: ``B = n_prompts * G`` rows ``p0g0 .. p0g(G-1), p1g0, ...``, so
 ``rewards.view(n_prompts, G)`` puts each prompt's group on one row. ``mask`` is (B, T), 1 (or True)
@@ -166,11 +168,64 @@ def gae(
     return advantages, returns
 
 
+# ------------------------------------------------------------------------ process supervision
+def process_advantages(
+    step_rewards: Tensor,
+    step_mask: Tensor,
+    group_size: int,
+    ddof: int = 1,
+    eps: float = 1e-4,
+) -> Tensor:
+    """GRPO process-supervision advantage: each token earns the normalised rewards of the steps
+    that end at or after it.
+
+    Equations (DeepSeekMath, Shao et al. 2024, arXiv:2402.03300, section 4.1.3): step j of
+    completion i ends at token index(j) and gets reward r_i^index(j) from a process reward model;
+        r~_i^index(j) = (r_i^index(j) - mean(R)) / (std(R) + eps)
+    where R is the set of rewards of *all steps of all G completions of the group*, and
+        A_i,t = sum_{j : index(j) >= t} r~_i^index(j).
+    So a token is credited with the steps it led to: an early token with all of them, the last
+    step's tokens with that step only; tokens after the last step's end get 0.
+
+    Conventions (the paper specifies neither): ``ddof=1`` and ``eps=1e-4`` added to the std, as
+    ``group_advantages``; a group whose step rewards are all equal gets exactly 0.
+
+    Shapes: ``step_rewards`` (B, T), float, the reward of each step placed at the token where
+    the step ends (0 elsewhere); ``step_mask`` (B, T), True (or 1) exactly at those tokens; every
+    row has at least one step; B = n_prompts * group_size, prompt-major. Result (B, T).
+    """
+    check_same_shape(step_rewards=step_rewards, step_mask=step_mask)
+    check_group_size(group_size, step_rewards.shape[0], "step_rewards")
+    check_positive("eps", eps, allow_zero=True)
+    if not step_rewards.is_floating_point():
+        raise ValueError(f"step_rewards must be a floating tensor, got dtype {step_rewards.dtype}")
+    check_finite("step_rewards", step_rewards)
+    m = step_mask.to(step_rewards.dtype)  # (B, T) 1 where a step ends
+    empty = (m.sum(-1) == 0).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"step_mask has no step in rows {empty[:10]}: every completion has one")
+    B, T = step_rewards.shape
+    r = step_rewards.view(-1, group_size * T)  # (n_prompts, G*T): a group's steps on one row
+    mg = m.view(-1, group_size * T)  # (n_prompts, G*T)
+    count = mg.sum(-1, keepdim=True)  # (n_prompts, 1) steps in the group
+    if ddof >= count.min().item():
+        raise ValueError(f"ddof={ddof} needs more than {ddof} steps in every group")
+    mean = (r * mg).sum(-1, keepdim=True) / count  # mean(R)
+    var = (((r - mean) * mg) ** 2).sum(-1, keepdim=True) / (count - ddof)
+    normed = (r - mean) / (var.sqrt() + eps) * mg  # r~, 0 where no step ends  (n_prompts, G*T)
+    is_step = mg.bool()
+    highest = torch.where(is_step, r, -torch.inf).amax(-1, keepdim=True)  # (n_prompts, 1)
+    tied = highest == torch.where(is_step, r, torch.inf).amin(-1, keepdim=True)
+    normed = torch.where(tied, 0.0, normed).view(B, T)  # exactly 0 for an all-equal group
+    return normed.flip(-1).cumsum(-1).flip(-1)  # A_t = sum_{t' >= t} r~_t'  (B, T)
+
+
 __all__ = [
     "SCALES",
     "gae",
     "group_advantages",
     "masked_mean",
+    "process_advantages",
     "reinforce_advantages",
     "rloo_advantages",
     "whiten",
