@@ -233,6 +233,105 @@ def _figures_run(args: argparse.Namespace) -> int:
     return status
 
 
+# ------------------------------------------------------------------------------------- reason
+def _reason_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fast", action="store_true", help="20 steps, small evals (CI size)")
+    p.add_argument("--steps", type=_positive_int, help="override the number of GRPO steps (400)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
+    p.add_argument("--beta", type=float, help="KL coefficient (default 0.04)")
+    p.add_argument("--checkpoint", metavar="NAME_OR_PATH", help="warm start (default sum4)")
+    p.add_argument(
+        "--pass-k", type=_positive_int, default=64, metavar="N",
+        help="pass@k curve up to k = N samples per problem, warm start and RL policy (64)",
+    )  # fmt: skip
+    p.add_argument(
+        "--pass-problems", type=_positive_int, default=100, metavar="P",
+        help="eval problems of the pass@k curve (default 100)",
+    )  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("figures"), help="where figures and CSVs go")
+    p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bar")
+
+
+def _reason_run(args: argparse.Namespace) -> int:
+    from .models import load_policy
+    from .plots import save_figures
+    from .reason import PASS_KS, ReasonConfig, pass_at_k_curve, run_reason
+    from .reason_plots import pass_at_k_figure, r1_zero_figure
+
+    config = (ReasonConfig.fast() if args.fast else ReasonConfig()).with_seed(args.seed)
+    t = config.train
+    if args.beta is not None:
+        if not args.beta >= 0:
+            raise CLIError(f"--beta must be >= 0, got {args.beta}")
+        t = replace(t, grpo=replace(t.grpo, kl_coef=args.beta))
+    t = replace(t, steps=args.steps or t.steps, checkpoint=args.checkpoint or t.checkpoint)
+    config = replace(config, train=t)
+    n_pass = min(args.pass_k, 16) if args.fast else args.pass_k
+    t0 = time.perf_counter()
+    try:
+        policy, tokenizer = load_policy(t.checkpoint)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    print(
+        f"reason on {t.task} from checkpoint {t.checkpoint!r}: GRPO, rewards {list(t.rewards)}, "
+        f"{t.steps} steps x {t.n_prompts} prompts x G={t.group_size}, lr {t.lr:g} {t.lr_schedule}, "
+        f"beta {t.grpo.kl_coef:g}, seed {t.seed}"
+    )
+    from .tasks import get_task
+
+    problems = get_task(t.task).eval[: args.pass_problems]
+    start_curve = pass_at_k_curve(policy, tokenizer, problems, n_pass, PASS_KS, t.seed,
+                                  t.max_new_tokens)  # fmt: skip
+    result = run_reason(config, policy, tokenizer, progress=not args.no_progress)
+    final_curve = pass_at_k_curve(result.policy, tokenizer, problems, n_pass, PASS_KS, t.seed,
+                                  t.max_new_tokens)  # fmt: skip
+    wall = time.perf_counter() - t0
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = result.summary()
+    for k in start_curve:
+        summary.loc["warm start", f"curve pass@{k}"] = start_curve[k]
+        summary.loc["GRPO", f"curve pass@{k}"] = final_curve[k]
+    summary.loc["GRPO", "train_seconds"] = result.seconds["train"]
+    result.metrics.to_csv(args.out / "reason_metrics.csv", index=False)
+    summary.to_csv(args.out / "reason_summary.csv")
+    figures = {
+        "reason_training": r1_zero_figure(result.metrics),
+        "reason_pass_at_k": pass_at_k_figure(
+            {"warm start": start_curve, "GRPO (outcome reward)": final_curve},
+            f"pass@k on {len(problems)} eval problems, {n_pass} samples each",
+        ),
+    }
+    paths = save_figures(figures, args.out)
+    s, f = result.start, result.final
+    print(_table([
+        ("", "warm start -> GRPO"),
+        ("scratchpad share (T=1)", f"{s.scratchpad_share:.3f} -> {f.scratchpad_share:.3f}"),
+        ("sampled accuracy", f"{s.sampled:.3f} -> {f.sampled:.3f}  ({f.sampled - s.sampled:+.3f})"),
+        ("greedy accuracy", f"{s.greedy:.3f} -> {f.greedy:.3f}"),
+        ("forced scratchpad", f"{s.forced_scratchpad:.3f} -> {f.forced_scratchpad:.3f}"),
+        ("forced direct", f"{s.forced_direct:.3f} -> {f.forced_direct:.3f}"),
+        ("mean length (tokens)", f"{s.mean_length:.2f} -> {f.mean_length:.2f}  "
+                                 f"(x{f.mean_length / s.mean_length:.2f})"),
+        (f"pass@{n_pass} ({len(problems)} problems)",
+         f"{start_curve[max(start_curve)]:.3f} -> {final_curve[max(final_curve)]:.3f}"),
+        ("problems", f"{s.n_problems} eval, {s.n} samples each (forced: {config.forced_n})"),
+        ("time", f"training {result.seconds['train']:.0f} s, whole command {wall:.0f} s"),
+    ]))  # fmt: skip
+    checks = [
+        (f.scratchpad_share >= 0.95, f"scratchpad share {f.scratchpad_share:.3f} (target >= 0.95)"),
+        (f.sampled - s.sampled >= 0.5, f"sampled accuracy {f.sampled - s.sampled:+.3f} (target >= +0.5)"),
+        (f.mean_length >= 3 * s.mean_length,
+         f"mean length x{f.mean_length / s.mean_length:.2f} (target >= x3)"),
+        (result.seconds["train"] <= 180, f"training {result.seconds['train']:.0f} s (target <= 180 s)"),
+        (wall <= 300, f"whole command {wall:.0f} s (target <= 300 s)"),
+    ]  # fmt: skip
+    for ok, line in checks:
+        print(("reached: " if ok else "missed:  ") + line)
+    print("wrote " + ", ".join(str(p) for p in [args.out / "reason_metrics.csv",
+                                                args.out / "reason_summary.csv", *paths]))  # fmt: skip
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "evaluate": Command(
         "greedy / sampled accuracy, pass@k and maj@k of a checkpoint on a task's eval split",
@@ -253,6 +352,12 @@ COMMANDS: dict[str, Command] = {
         "supervised warm start of a task; writes data/checkpoints/<task>/ with its card",
         _pretrain_arguments,
         _pretrain_run,
+    ),
+    "reason": Command(
+        "DeepSeek-R1-Zero's signature: GRPO with the outcome reward from the sum4 warm start; "
+        "scratchpads take over, accuracy and length rise together; figures + CSV",
+        _reason_arguments,
+        _reason_run,
     ),
 }
 """Every subcommand: name -> (help, add_arguments, run)."""

@@ -115,10 +115,10 @@ RECIPES: dict[str, PretrainConfig] = {
         lr=2e-3,
         warmup_steps=50,
         min_lr_ratio=0.0,
-        steps=1200,
+        steps=800,
         label_smoothing=0.0,
         eval_every=200,
-    ),  # fmt: skip
+    ),
 }
 """The recipe of each shipped checkpoint in ``data/checkpoints/<task>/``: ``python -m grpo_edu
 pretrain TASK`` uses it (a task without one gets ``PretrainConfig(task=TASK)``). Each is tuned so
