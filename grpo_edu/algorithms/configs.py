@@ -18,7 +18,7 @@ from ..losses import AGGREGATIONS, KL_ESTIMATORS, LEVELS
 from ..masked import check_choice, check_int, check_positive
 from ..rollout import Rollout
 
-ADVANTAGES = ("group", "rloo")
+ADVANTAGES = ("group", "rloo", "process")
 """Valid ``GRPOConfig.advantage`` values."""
 
 
@@ -47,7 +47,10 @@ class GRPOConfig:
     """How token losses are averaged: grpo (per-sequence mean), bnpo, dr_grpo, dapo."""
     advantage: str = "group"
     """``"group"`` z-score (GRPO) or ``"rloo"`` leave-one-out baseline (G/(G-1) times Dr. GRPO's
-    unscaled advantage), used inside GRPO's clipped loss."""
+    unscaled advantage), used inside GRPO's clipped loss; or ``"process"``: process supervision
+    (DeepSeekMath sec. 4.1.3, ``advantages.process_advantages``), one advantage per token from
+    the scores of each step, which the step function then needs (``step_rewards``; the trainer
+    computes them with ``TrainConfig.step_rewards``). ``scale`` does not apply to it."""
     scale: str = "group"
     """Std used by the group advantage: ``"group"``, ``"batch"``, or ``"none"`` (Dr. GRPO)."""
     ddof: int = 1

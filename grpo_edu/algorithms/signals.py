@@ -1,6 +1,7 @@
 """Each algorithm's learning signal, computed once per rollout before its updates.
 
 GRPO   grpo_advantages     A_i from the group of G answers to one prompt      (B,)
+                           or, process supervision, A_i,t from step scores    (B, T)
 PPO    ppo_token_rewards   r_t = -beta * KL_t, plus R at the last token       (B, T)
        ppo_advantages      GAE(gamma, lambda) over V(s_t), whitened           (B, T)
 """
@@ -9,15 +10,29 @@ from __future__ import annotations
 
 import torch
 
-from ..advantages import gae, group_advantages, rloo_advantages
+from ..advantages import gae, group_advantages, process_advantages, rloo_advantages
 from ..losses import kl_penalty
 from ..masked import whiten
 from .configs import GRPOConfig, PPOConfig
 
 
-def grpo_advantages(rewards: torch.Tensor, group_size: int, config: GRPOConfig) -> torch.Tensor:
+def grpo_advantages(
+    rewards: torch.Tensor,
+    group_size: int,
+    config: GRPOConfig,
+    step_rewards: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """GRPO's advantage of each answer, (B,): the group z-score (``config.advantage="group"``,
-    DeepSeekMath sec. 4.1.2) or the leave-one-out baseline (``"rloo"``)."""
+    DeepSeekMath sec. 4.1.2) or the leave-one-out baseline (``"rloo"``); with ``"process"``,
+    of each token, (B, T), from ``step_rewards`` = (step scores, step-end mask), each (B, T)
+    (DeepSeekMath sec. 4.1.3, ``process_advantages``)."""
+    if config.advantage == "process":
+        if step_rewards is None:
+            raise ValueError(
+                "GRPOConfig(advantage='process') needs step_rewards, the (scores, step-end "
+                "mask) of every step: set TrainConfig.step_rewards, or pass them to grpo_step"
+            )
+        return process_advantages(*step_rewards, group_size, config.ddof, config.adv_eps)
     if config.advantage == "rloo":
         return rloo_advantages(rewards, group_size)
     return group_advantages(rewards, group_size, config.scale, config.ddof, config.adv_eps)

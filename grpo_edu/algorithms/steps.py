@@ -41,10 +41,13 @@ def grpo_step(
     generator: torch.Generator | None = None,
     trace: bool = False,
     loss_fn=policy_loss,
+    step_rewards: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[dict[str, float], list[StepTrace]]:
     """One GRPO update (DeepSeekMath, arXiv:2402.03300, eq. 3 and sec. 4.1.2).
 
     1. advantages: A_i = (r_i - mean(r_group)) / (std(r_group) + eps), one per answer, (B,)
+       (process supervision, ``config.advantage="process"``: one per token from
+       ``step_rewards``, sec. 4.1.3; ``rewards`` then only feed the metrics)
     2. the KL to pi_ref enters the loss, + beta * k3_t per token
     3. mu iterations x minibatches: loss = aggregate(-min(rho_t A, clip(rho_t) A) + beta * k3_t)
     No critic anywhere: the group is the baseline.
@@ -55,7 +58,7 @@ def grpo_step(
     loss_kwargs = config.loss_kwargs(_generation_limit(rollout, config))
     with torch.no_grad():
         ref_logp = reference_logp(ref_model, rollout) if _has_reference(config) else None
-        advantages = grpo_advantages(rewards, rollout.group_size, config)  # 1. A_i, (B,)
+        advantages = grpo_advantages(rewards, rollout.group_size, config, step_rewards)  # 1. A_i
         old_values = returns = token_rewards = None  # no critic, one reward per answer
     tensors = (advantages, ref_logp, old_values, returns, token_rewards)
     log = StepLog("grpo", rollout, rewards, *tensors, trace=trace)

@@ -68,6 +68,21 @@ REASONING_REWARDS: dict[str, RewardFn] = {
 """Rewards of the scratchpad tasks (``sum<k>``, ``chain<k>``) by short name."""
 
 
+STEP_REWARDS = {"process": process_step_rewards}
+"""Process reward models by short name: each returns one list of ``(position, score)`` per
+completion (``TrainConfig.step_rewards``; used by ``GRPOConfig(advantage="process")``)."""
+
+
+def get_step_reward(name: str):
+    """The process reward model called ``name`` (a key of ``STEP_REWARDS``)."""
+    try:
+        return STEP_REWARDS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown step reward {name!r}; valid names: {', '.join(sorted(STEP_REWARDS))}"
+        ) from None
+
+
 def get_reward(name: str) -> RewardFn:
     """The reward function called ``name`` (a key of ``REWARDS`` or ``REASONING_REWARDS``)."""
     try:
@@ -83,10 +98,12 @@ __all__ = [
     "REASONING_REWARDS",
     "REWARDS",
     "RewardFn",
+    "STEP_REWARDS",
     "correctness_reward",
     "final_answer_reward",
     "format_reward",
     "get_reward",
+    "get_step_reward",
     "partial_credit_reward",
     "process_step_rewards",
     "scratchpad_reward",

@@ -11,11 +11,12 @@ from .loop import (
     TrainState,
     build_state,
     compute_rewards,
+    compute_step_rewards,
     sample_and_score,
     train,
     update,
 )
-from .metrics import METRICS
+from .metrics import METRICS, completion_metrics
 
 __all__ = [
     "ALGORITHMS",
@@ -27,6 +28,8 @@ __all__ = [
     "build_state",
     "check_train_config",
     "compute_rewards",
+    "compute_step_rewards",
+    "completion_metrics",
     "lr_scheduler",
     "sample_and_score",
     "train",

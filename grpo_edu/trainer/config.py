@@ -11,6 +11,7 @@ import torch
 from ..algorithms import GRPOConfig, PPOConfig, check_config
 from ..masked import check_int, check_positive
 from ..models import resolve_device
+from ..rewards import get_step_reward
 from ..rollout import check_temperature
 
 ALGORITHMS = ("grpo", "ppo")
@@ -51,6 +52,12 @@ class TrainConfig:
     """Names of reward functions in ``grpo_edu.rewards``, summed."""
     reward_weights: tuple[float, ...] | None = None
     """Weights of ``rewards``; None = all 1."""
+    step_rewards: str | None = None
+    """Process reward model for process supervision, a name in ``rewards.STEP_REWARDS``
+    (``"process"``: the step checker of the scratchpad tasks). Needed by, and only used with,
+    ``GRPOConfig(advantage="process")``: it scores every step of every completion, and each
+    token's advantage sums the group-normalised scores of the steps at or after it
+    (DeepSeekMath sec. 4.1.3). ``rewards`` are still computed, for the metrics."""
     seed: int = 0
     """Seeds prompt order, sampling and minibatch order: one seed, one run."""
     grpo: GRPOConfig = GRPOConfig()
@@ -104,6 +111,15 @@ def check_train_config(config: TrainConfig) -> None:
         raise ValueError(
             f"TrainConfig.reward_weights has {len(weights)} weights for {len(config.rewards)} rewards"
         )
+    process = config.algorithm == "grpo" and config.grpo.advantage == "process"
+    if process != (config.step_rewards is not None):
+        raise ValueError(
+            "TrainConfig.step_rewards (a process reward model) goes with GRPOConfig(advantage="
+            f"'process') and only with it; got step_rewards={config.step_rewards!r}, "
+            f"algorithm={config.algorithm!r}, advantage={config.grpo.advantage!r}"
+        )
+    if process:
+        get_step_reward(config.step_rewards)
     if config.algorithm == "grpo":
         check_config(config.grpo, config.group_size)
     else:

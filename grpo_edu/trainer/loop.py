@@ -5,7 +5,11 @@
         rollout  = generate_rollout(policy, problems, group_size)        # B = n_prompts * G
         rewards  = sum_k weight_k * reward_k(prompts, texts, **columns)  # (B,)
         metrics  = grpo_step(...) or ppo_step(...)                       # one update
-        metrics  += time/..., memory/..., completions_seen
+        metrics  += completion_metrics(rollout), time/..., memory/..., completions_seen
+
+With ``GRPOConfig(advantage="process")`` a process reward model (``TrainConfig.step_rewards``)
+also scores every step of every completion (``compute_step_rewards``), and ``grpo_step`` turns
+those scores into per-token advantages.
 
 ``train`` returns a ``TrainResult``: the trained policy, a pandas DataFrame with one row per step
 (columns documented in the README's metrics table) and the ``StepTrace`` of the steps asked for.
@@ -16,8 +20,10 @@ added to that step's row (the ``compare`` job uses it to measure accuracy during
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import pandas as pd
 import torch
@@ -27,10 +33,12 @@ from ..accounting import MB, analytic_training_state, measure_training_state
 from ..algorithms import StepTrace, grpo_step, ppo_step
 from ..losses import policy_loss
 from ..models import Critic, frozen_copy, load_policy, n_params, resolve_device
-from ..rewards import get_reward
+from ..rewards import get_reward, get_step_reward
 from ..rollout import Rollout, generate_rollout
 from ..tasks import get_task
+from ..vocab import EOS, id_tokens
 from .config import TrainConfig, check_train_config, lr_scheduler
+from .metrics import completion_metrics
 
 
 @dataclass
@@ -69,6 +77,28 @@ def compute_rewards(rollout: Rollout, names: Sequence[str], weights=None) -> tor
     return total
 
 
+def compute_step_rewards(rollout: Rollout, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores, step_end), each (B, T): the named process reward model's score of every step,
+    placed at the token where the step ends, and a bool mask of those tokens.
+
+    The model returns character positions in ``text + <eos>``; each is mapped to the token that
+    holds that character (a stray special token is one token of several characters), a position
+    at the end of the text to the EOS, or to the last token of a completion cut off without one.
+    """
+    scores = get_step_reward(name)(rollout.prompts, rollout.texts, **rollout.reward_columns())
+    device = rollout.completion_ids.device
+    values = torch.zeros(rollout.completion_ids.shape, device=device)  # (B, T)
+    step_end = torch.zeros(rollout.completion_ids.shape, dtype=torch.bool, device=device)
+    for i, (row, ids) in enumerate(zip(scores, rollout.completion_ids_list, strict=True)):
+        tokens = id_tokens([ids])[0]
+        text_tokens = tokens[:-1] if tokens and tokens[-1] == EOS else tokens
+        ends = list(accumulate(len(t) for t in text_tokens))  # end of each token's characters
+        for position, score in row:
+            t = min(bisect_right(ends, position), len(tokens) - 1)  # token holding the character
+            values[i, t], step_end[i, t] = score, True
+    return values, step_end
+
+
 def update(
     state: TrainState,
     config: TrainConfig,
@@ -77,12 +107,13 @@ def update(
     generator: torch.Generator,
     trace: bool = False,
     loss_fn=policy_loss,
+    step_rewards: tuple[torch.Tensor, torch.Tensor] | None = None,
 ):
     """One ``grpo_step`` or ``ppo_step`` on ``state``: (metrics, traces)."""
     s = state
     if config.algorithm == "grpo":
         args = (s.policy, s.ref_model, s.optimizer, rollout, rewards, config.grpo)
-        return grpo_step(*args, generator, trace, loss_fn)
+        return grpo_step(*args, generator, trace, loss_fn, step_rewards)
     args = (s.policy, s.critic, s.ref_model, s.optimizer, rollout, rewards, config.ppo)
     return ppo_step(*args, generator, trace, loss_fn)
 
@@ -135,10 +166,11 @@ def train(
         start = step * config.n_prompts
         problems = [task.train[order[(start + i) % len(order)]] for i in range(config.n_prompts)]
         rollout, rewards = sample_and_score(state, config, problems, max_new_tokens, sampler)
+        steps = compute_step_rewards(rollout, config.step_rewards) if config.step_rewards else None
         t1 = time.perf_counter()
         loss = loss_fn or policy_loss
         metrics, step_traces = update(
-            state, config, rollout, rewards, generator, step in trace_steps, loss
+            state, config, rollout, rewards, generator, step in trace_steps, loss, steps
         )
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
@@ -148,7 +180,8 @@ def train(
         if step == 0:
             memory = _memory(state)
         row = {"step": step + 1, "completions_seen": (step + 1) * config.completions_per_step}
-        row |= metrics | {"lr": lr, "time/rollout": t1 - t0, "time/update": t2 - t1}
+        row |= metrics | completion_metrics(rollout)
+        row |= {"lr": lr, "time/rollout": t1 - t0, "time/update": t2 - t1}
         row |= {"time/step": t2 - t0, "time/elapsed": t2 - t_start}
         row["memory/train_state_mb"] = memory["measured"]["total"] / MB
         if callback is not None and eval_every and _is_eval_step(step + 1, eval_every, config):

@@ -1,8 +1,11 @@
 """Every column of a training run's metrics DataFrame, documented once.
 
 The README's metrics table is checked against ``METRICS`` by a test; step functions produce the
-per-update keys (``algorithms.trace.StepLog``), the loop adds the step, time and memory columns.
+per-update keys (``algorithms.trace.StepLog``), the loop adds the step, time and memory columns
+and the completion columns of ``completion_metrics``.
 """
+
+from ..formats import answer_format, parse_final_answer
 
 METRICS: dict[str, str] = {
     "step": "update number, from 1",
@@ -12,6 +15,9 @@ METRICS: dict[str, str] = {
     "frac_reward_zero_std": "share of groups whose rewards are all equal: zero GRPO advantage, no signal (NaN when G = 1)",
     "completions/mean_length": "mean completion length in tokens, EOS included",
     "completions/clipped_ratio": "share of completions cut at max_new_tokens without an EOS",
+    "completions/scratchpad_share": "share of completions that write a step (contain '='): the scratchpad format of the +/- tasks, 0 where answers are bare integers",
+    "completions/mean_length_correct": "mean length of the completions whose final answer is right (formats.parse_final_answer, ended with EOS); NaN if none",
+    "completions/mean_length_wrong": "mean length of the other completions; NaN if none",
     "loss/policy": "clipped-surrogate loss (GRPO: with the beta * KL term)",
     "loss/value": "PPO's clipped value loss (NaN for GRPO: no critic)",
     "value/clipfrac": "PPO: share of tokens where the value clip was active (NaN for GRPO)",
@@ -33,3 +39,25 @@ METRICS: dict[str, str] = {
     "eval/sampled": "sampled accuracy at the training temperature (only on evaluation steps)",
 }
 """Every column of ``TrainResult.metrics``, documented once (a test checks the README table against it)."""
+
+
+def completion_metrics(rollout) -> dict[str, float]:
+    """The scratchpad share and the mean lengths of right and wrong completions of a rollout.
+
+    A completion is right when the integer it ends with (after its last ``=``, or the whole text)
+    is the answer and it ended with EOS: for a bare-integer task, a right answer and nothing else.
+    """
+    lengths = rollout.completion_mask.sum(-1).tolist()  # (B,) tokens, EOS included
+    ended = (~rollout.truncated).tolist()
+    correct = [
+        e and parse_final_answer(t) == a
+        for t, a, e in zip(rollout.texts, rollout.answers, ended, strict=True)
+    ]
+    right = [n for n, c in zip(lengths, correct, strict=True) if c]
+    wrong = [n for n, c in zip(lengths, correct, strict=True) if not c]
+    scratch = [answer_format(t) == "scratchpad" for t in rollout.texts]
+    return {
+        "completions/scratchpad_share": sum(scratch) / len(scratch),
+        "completions/mean_length_correct": sum(right) / len(right) if right else float("nan"),
+        "completions/mean_length_wrong": sum(wrong) / len(wrong) if wrong else float("nan"),
+    }
