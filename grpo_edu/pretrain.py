@@ -119,13 +119,27 @@ RECIPES: dict[str, PretrainConfig] = {
         label_smoothing=0.0,
         eval_every=200,
     ),
+    "sum5": ScratchpadPretrainConfig(
+        task="sum5",
+        lr=2e-3,
+        warmup_steps=50,
+        min_lr_ratio=0.0,
+        steps=800,
+        label_smoothing=0.0,
+        eval_every=200,
+        tasks=("sum3", "sum4", "sum5"),
+        direct_only=("sum4", "sum5"),
+        max_new_tokens=30,
+    ),
 }
 """The recipe of each shipped checkpoint in ``data/checkpoints/<task>/``: ``python -m grpo_edu
 pretrain TASK`` uses it (a task without one gets ``PretrainConfig(task=TASK)``). Each is tuned so
 that sampled accuracy at temperature 1 on the eval split lands near 0.6, with greedy accuracy as
 high as the step budget allows, in under 5 minutes on 2 CPU cores. ``sum4`` is the scratchpad
 warm start (``ScratchpadPretrainConfig``): scratchpad share <= 15% at temperature 1, forced
-scratchpads at least twice as accurate as forced direct answers, in under 10 minutes."""
+scratchpads at least twice as accurate as forced direct answers, in under 10 minutes. ``sum5``
+is the 'beyond selection' warm start: the same recipe, but scratchpads only ever shown for
+3 operands (4 and 5 operands get direct answers only); RL then trains on 5 operands."""
 
 
 def recipe(task: str) -> PretrainConfig:

@@ -29,10 +29,11 @@ import torch
 from .algorithms import GRPOConfig
 from .evaluate_formats import FormatReport, evaluate_formats, pass_at_ks, sample_formats
 from .models import load_policy
-from .rollout import position_ids_from_mask
+from .rollout import Rollout, completion_mask_from_ids, encode_prompts, position_ids_from_mask
 from .tasks import get_task
+from .tokenizer import build_tokenizer
 from .trainer import TrainConfig, TrainResult, train
-from .vocab import EOS, VOCAB
+from .vocab import EOS, EOS_ID, PAD_ID, VOCAB
 
 R1_ZERO = TrainConfig(
     task="sum4",
@@ -47,6 +48,29 @@ R1_ZERO = TrainConfig(
     grpo=GRPOConfig(kl_coef=0.04),
 )
 """The R1-Zero run: GRPO, outcome reward only, from the ``sum4`` warm start, 400 x 16 x 8."""
+
+PROCESS = replace(R1_ZERO, grpo=replace(R1_ZERO.grpo, advantage="process"), step_rewards="process")
+"""GRPO+PS: the same run with process supervision (DeepSeekMath sec. 4.1.3): each step scored by
+``rewards.process_step_rewards``, each token credited with the normalised scores of the steps at
+or after it (``advantages.process_advantages``)."""
+
+STEP_MEAN = replace(R1_ZERO, rewards=("step_mean",))
+"""The same run with a shaped outcome reward, the mean of the step scores
+(``rewards.step_mean_reward``): it pays for the right steps of a wrong answer."""
+
+NO_KL = replace(R1_ZERO, grpo=replace(R1_ZERO.grpo, kl_coef=0.0))
+"""The R1-Zero run without the KL penalty (beta = 0)."""
+
+EXPERIMENTS: dict[str, dict[str, TrainConfig]] = {
+    "supervision": {
+        "outcome (OS)": R1_ZERO,
+        "process (PS)": PROCESS,
+        "step mean reward": STEP_MEAN,
+    },
+    "beta": {"beta 0.04": R1_ZERO, "beta 0": NO_KL},
+}
+"""The comparisons of the chapter, each at equal budget: outcome vs process supervision vs a
+shaped reward, and two values of beta. ``benchmarks/reason_seeds.py`` runs them over seeds."""
 
 
 @dataclass(frozen=True)
@@ -217,3 +241,23 @@ def token_probs(policy, tokenizer, prompt: str, completion: str) -> list[tuple[s
     targets = ids[0, n_prompt:]  # (T,)
     inverse = {i: t for t, i in VOCAB.items()}
     return [(inverse[int(t)], float(probs[i, t])) for i, t in enumerate(targets)]
+
+
+def hand_rollout(
+    prompts: list[str], completions: list[str], answers: list[int], group_size: int
+) -> Rollout:
+    """A ``Rollout`` of given completions (each ended by EOS), as if sampled: for teaching, to
+    look at rewards and advantages of chosen answers. Sampling log-probs are 0 (not sampled)."""
+    tokenizer = build_tokenizer()
+    rows = [[VOCAB[ch] for ch in c] + [EOS_ID] for c in completions]
+    ids = torch.full((len(rows), max(map(len, rows))), PAD_ID)  # (B, T)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts)
+    return Rollout(
+        prompts=list(prompts), answers=list(answers), prompt_ids=prompt_ids,
+        prompt_mask=prompt_mask, completion_ids=ids, completion_mask=completion_mask_from_ids(ids),
+        texts=list(completions), truncated=torch.zeros(len(rows), dtype=torch.bool),
+        group=torch.arange(len(rows)) // group_size, sampling_logp=torch.zeros(ids.shape),
+        group_size=group_size, temperature=1.0, max_new_tokens=ids.shape[1],
+    )  # fmt: skip

@@ -1,0 +1,114 @@
+"""The reasoning chapter's comparisons over seeds: each run of ``grpo_edu.reason.EXPERIMENTS``
+(outcome vs process supervision vs a shaped reward; beta 0.04 vs 0), the 'beyond selection' run
+from the ``sum5`` warm start, and pass@k up to k = 256 for warm starts and RL policies.
+
+Each (run, seed) is trained once (identical configs are shared between experiments), evaluated
+before and after (``evaluate_formats``: 500 eval problems, 8 samples each), and appended to
+``benchmarks/results/reason_runs.jsonl`` (one JSON object per run: config, start and final
+reports, seconds, CPU/torch build) with its per-step metrics in ``reason_runs_metrics.csv``. A run
+already in the file is skipped, so the script can be stopped and resumed. One torch thread.
+
+    python benchmarks/reason_seeds.py [--seeds 0 1 2] [--only supervision beta beyond passk]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from grpo_edu.models import load_policy
+from grpo_edu.pretrain import machine_info
+from grpo_edu.reason import (
+    EXPERIMENTS,
+    PASS_KS,
+    R1_ZERO,
+    ReasonConfig,
+    pass_at_k_curve,
+    run_reason,
+)
+from grpo_edu.tasks import get_task
+from grpo_edu.tokenizer import build_tokenizer
+
+RESULTS = Path(__file__).parent / "results"
+RUNS, METRICS = RESULTS / "reason_runs.jsonl", RESULTS / "reason_runs_metrics.csv"
+BEYOND = replace(R1_ZERO, task="sum5", checkpoint="sum5", max_new_tokens=30)
+"""GRPO with the outcome reward on 5 operands, from the warm start that only ever wrote
+scratchpads for 3."""
+PASS_N, PASS_PROBLEMS = 256, 200
+
+
+def _key(config) -> str:
+    return json.dumps(asdict(config), sort_keys=True)
+
+
+def _done() -> dict[str, dict]:
+    if not RUNS.exists():
+        return {}
+    return {r["key"]: r for r in map(json.loads, RUNS.read_text().splitlines()) if r}
+
+
+def run_one(name: str, config, seed: int, done: dict, passk: bool = False) -> dict:
+    """Train (or reuse) one run; append its record and metrics. With ``passk``, the record
+    also gets the final policy's pass@k curve up to k = 256."""
+    config = replace(config, seed=seed)
+    key = _key(config)
+    if key in done and (not passk or "pass_at_k" in done[key]):
+        return done[key]
+    result = run_reason(ReasonConfig(train=config), progress=False)
+    record = {
+        "key": key, "name": name, "seed": seed, "task": config.task,
+        "checkpoint": config.checkpoint, "start": result.start.as_dict(),
+        "final": result.final.as_dict(), "seconds": result.seconds, "machine": machine_info(),
+    }  # fmt: skip
+    if passk:
+        record["pass_at_k"] = pass_k(f"GRPO seed {seed}", result.policy, build_tokenizer(),
+                                     config.task, config.max_new_tokens)  # fmt: skip
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RUNS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    metrics = result.metrics.assign(run=name, seed=seed, key=key)
+    metrics.to_csv(METRICS, mode="a", header=not METRICS.exists(), index=False)
+    done[key] = record
+    return record
+
+
+def pass_k(label: str, policy, tokenizer, task: str, max_new_tokens: int) -> dict:
+    problems = get_task(task).eval[:PASS_PROBLEMS]
+    t0 = time.process_time()
+    curve = pass_at_k_curve(policy, tokenizer, problems, PASS_N, PASS_KS, 0, max_new_tokens)
+    return {"label": label, "task": task, "n": PASS_N, "problems": PASS_PROBLEMS,
+            "curve": curve, "cpu_seconds": time.process_time() - t0}  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--only", nargs="+", default=["supervision", "beta", "beyond", "passk"])
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    done, passk = _done(), "passk" in args.only
+    if passk:  # the warm starts' pass@k curves, once
+        path = RESULTS / "reason_pass_at_k_warm_starts.json"
+        if not path.exists():
+            curves = [pass_k(f"warm start {c.checkpoint}", *load_policy(c.checkpoint), c.task,
+                             c.max_new_tokens) for c in (R1_ZERO, BEYOND)]  # fmt: skip
+            path.write_text(json.dumps(curves, indent=1) + "\n")
+    for experiment in ("supervision", "beta"):
+        if experiment in args.only:
+            for name, config in EXPERIMENTS[experiment].items():
+                for seed in args.seeds:
+                    run_one(name, config, seed, done, passk and config == R1_ZERO)
+    if "beyond" in args.only:
+        for seed in args.seeds:
+            run_one("beyond selection (sum5)", BEYOND, seed, done, passk)
+    print(pd.read_csv(METRICS).groupby(["run", "seed"]).size())
+
+
+if __name__ == "__main__":
+    main()
