@@ -5,7 +5,7 @@ from the ``sum5`` warm start, and pass@k up to k = 256 for warm starts and RL po
 Each (run, seed) is trained once (identical configs are shared between experiments), evaluated
 before and after (``evaluate_formats``: 500 eval problems, 8 samples each), and appended to
 ``benchmarks/results/reason_runs.jsonl`` (one JSON object per run: config, start and final
-reports, seconds, CPU/torch build) with its per-step metrics in ``reason_runs_metrics.csv``. A run
+reports, seconds, CPU/torch build) with its per-step metrics in ``reason_runs_metrics.csv``; pass@k curves: 100 eval problems, 256 samples each. A run
 already in the file is skipped, so the script can be stopped and resumed. One torch thread.
 
     python benchmarks/reason_seeds.py [--seeds 0 1 2] [--only supervision beta beyond passk]
@@ -40,7 +40,7 @@ RUNS, METRICS = RESULTS / "reason_runs.jsonl", RESULTS / "reason_runs_metrics.cs
 BEYOND = replace(R1_ZERO, task="sum5", checkpoint="sum5", max_new_tokens=30)
 """GRPO with the outcome reward on 5 operands, from the warm start that only ever wrote
 scratchpads for 3."""
-PASS_N, PASS_PROBLEMS = 256, 200
+PASS_N, PASS_PROBLEMS = 256, 100
 
 
 def _key(config) -> str:
@@ -86,6 +86,18 @@ def pass_k(label: str, policy, tokenizer, task: str, max_new_tokens: int) -> dic
             "curve": curve, "cpu_seconds": time.process_time() - t0}  # fmt: skip
 
 
+def warm_start_curve(config) -> None:
+    """Add the pass@k curve of ``config``'s warm start to ``reason_pass_at_k_warm_starts.json``."""
+    path = RESULTS / "reason_pass_at_k_warm_starts.json"
+    curves = json.loads(path.read_text()) if path.exists() else []
+    label = f"warm start {config.checkpoint}"
+    if all(c["label"] != label for c in curves):
+        policy, tok = load_policy(config.checkpoint)
+        curves.append(pass_k(label, policy, tok, config.task, config.max_new_tokens))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(curves, indent=1) + "\n")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -93,12 +105,10 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     done, passk = _done(), "passk" in args.only
-    if passk:  # the warm starts' pass@k curves, once
-        path = RESULTS / "reason_pass_at_k_warm_starts.json"
-        if not path.exists():
-            curves = [pass_k(f"warm start {c.checkpoint}", *load_policy(c.checkpoint), c.task,
-                             c.max_new_tokens) for c in (R1_ZERO, BEYOND)]  # fmt: skip
-            path.write_text(json.dumps(curves, indent=1) + "\n")
+    if passk:  # the warm starts' pass@k curves, once each
+        for experiment, config in (("supervision", R1_ZERO), ("beyond", BEYOND)):
+            if experiment in args.only:
+                warm_start_curve(config)
     for experiment in ("supervision", "beta"):
         if experiment in args.only:
             for name, config in EXPERIMENTS[experiment].items():

@@ -97,7 +97,9 @@ def pass_at_k_figure(curves: dict[str, dict[int, float]], title: str = "") -> Fi
     meets the warm start at large k; new ability lifts the large-k end too."""
     fig = DisplayFigure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
-    for (name, curve), color in zip(curves.items(), METHOD_COLORS, strict=False):
+    colors = iter(METHOD_COLORS)
+    for name, curve in curves.items():
+        color = "#888888" if name.startswith("warm start") else next(colors, "#2e4057")
         ks = sorted(int(k) for k in curve)
         ax.plot(ks, [curve[k] if k in curve else curve[str(k)] for k in ks], "-o", ms=3,
                 color=color, label=name)  # fmt: skip
