@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from grpo_edu.models import load_policy
-from grpo_edu.pretrain import machine_info
+from grpo_edu.machine import machine_info
 from grpo_edu.reason import (
     EXPERIMENTS,
     PASS_KS,

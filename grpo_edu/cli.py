@@ -258,7 +258,7 @@ def _reason_run(args: argparse.Namespace) -> int:
     from .models import load_policy
     from .plots import save_figures
     from .reason import PASS_KS, ReasonConfig, pass_at_k_curve, run_reason
-    from .reason_plots import pass_at_k_figure, r1_zero_figure
+    from .reason.plots import pass_at_k_figure, r1_zero_figure
 
     config = (ReasonConfig.fast() if args.fast else ReasonConfig()).with_seed(args.seed)
     t = config.train

@@ -20,10 +20,6 @@ a format to discover: see ``pretrain_scratchpad``.
 from __future__ import annotations
 
 import math
-import os
-import platform
-import re
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -31,9 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .evaluate import accuracy, evaluate_policy
-from .evaluate_formats import evaluate_formats, sample_formats
-from .formats import scratchpad_answer
-from .models import ModelConfig, build_model, load_policy, model_config_of, n_params
+from .models import ModelConfig, build_model, model_config_of, n_params
 from .rollout import position_ids_from_mask
 from .tasks import Problem, get_task
 from .tokenizer import build_tokenizer
@@ -172,26 +166,6 @@ def encode_sft_batch(tokenizer, problems: list[Problem]) -> dict[str, torch.Tens
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def encode_targets(
-    tokenizer, prompts: list[str], targets: list[str], learn_first: list[bool]
-) -> dict[str, torch.Tensor]:
-    """Like ``encode_sft_batch`` for any target text (+ EOS); ``learn_first[i]=False`` leaves the
-    target's first token out of the loss."""
-    ids = tokenizer(prompts).input_ids
-    answers = [tokenizer(t + EOS, add_special_tokens=False).input_ids for t in targets]
-    L = max(len(q) + len(a) for q, a in zip(ids, answers, strict=True))
-    input_ids = torch.full((len(prompts), L), PAD_ID)  # (B, L)
-    labels = torch.full((len(prompts), L), -100)  # (B, L): -100 = not learned
-    attention_mask = torch.zeros(len(prompts), L, dtype=torch.long)  # (B, L)
-    for i, (q, a) in enumerate(zip(ids, answers, strict=True)):
-        input_ids[i, : len(q) + len(a)] = torch.tensor(q + a)
-        labels[i, len(q) + (0 if learn_first[i] else 1) : len(q) + len(a)] = torch.tensor(
-            a[0 if learn_first[i] else 1 :]
-        )
-        attention_mask[i, : len(q) + len(a)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-
-
 def sft_loss(model, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy of the labelled (answer) tokens."""
     logits = model(
@@ -217,6 +191,8 @@ def pretrain(
     A ``ScratchpadPretrainConfig`` goes to ``pretrain_scratchpad`` (``model_config`` unused: it
     starts from a shipped checkpoint)."""
     if isinstance(config, ScratchpadPretrainConfig):
+        from .pretrain_scratchpad import pretrain_scratchpad  # it builds on this module
+
         return pretrain_scratchpad(config, progress)
     t0, cpu0 = time.perf_counter(), time.process_time()
     task, tokenizer = get_task(config.task), build_tokenizer()
@@ -268,102 +244,3 @@ def _fit(model, config: PretrainConfig, next_batch, probe_accuracy, progress: bo
             probe_acc = probe_accuracy()
             bar.set_postfix(loss=f"{loss.item():.3f}", probe_sampled=f"{probe_acc:.2f}")
     return probe_acc
-
-
-def scratchpad_batch(config: ScratchpadPretrainConfig, gen: torch.Generator):
-    """(prompts, targets, learn_first) of one batch of the mixture ``config`` describes."""
-    one_step = list(get_task(config.one_step_task).train)
-    chains = [list(get_task(name).train) for name in config.tasks]
-    draws = torch.rand(config.batch_size, 3, generator=gen).tolist()  # (B, 3) uniforms
-    prompts, targets, learn_first = [], [], []
-    for u_kind, u_pick, u_choice in draws:
-        if u_kind < config.one_step_share:
-            p = one_step[int(u_pick * len(one_step))]
-            prompts.append(p.prompt), targets.append(str(p.answer)), learn_first.append(True)
-            continue
-        t = int(u_pick * len(chains))
-        pool = chains[t]
-        p = pool[int((u_pick * len(chains) - t) * len(pool))]
-        scratch = config.tasks[t] not in config.direct_only and u_choice < config.scratchpad_share
-        prompts.append(p.prompt)
-        targets.append(scratchpad_answer(p.prompt) if scratch else str(p.answer))
-        # the mark is learned on a share choice_supervision of the scratchpads: u_choice is
-        # uniform on [0, scratchpad_share) for them
-        learn_first.append(
-            not scratch or u_choice < config.scratchpad_share * config.choice_supervision
-        )
-    return prompts, targets, learn_first
-
-
-def pretrain_scratchpad(config: ScratchpadPretrainConfig, progress: bool = True):
-    """SFT of the scratchpad warm start from ``config.init_from``: (model, tokenizer, card).
-
-    The card records the recipe, seed, the machine (``machine_info``), time, and on the eval
-    split of ``config.task``: scratchpad share, sampled and greedy accuracy, the accuracy of each
-    format when the policy chose it and when it was forced, lengths and pass@k
-    (``evaluate_formats``).
-    """
-    for name in (config.task, *config.tasks, config.one_step_task):
-        get_task(name)  # a clear error for a bad name before any work
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    model, tokenizer = load_policy(config.init_from)
-    model.train()
-    gen = torch.Generator().manual_seed(config.seed)
-    probe = list(get_task(config.task).train[: config.probe_size])
-
-    def next_batch():
-        return encode_targets(tokenizer, *scratchpad_batch(config, gen))
-
-    def probe_accuracy():
-        s = sample_formats(model, tokenizer, probe, 1, 1.0, config.seed, config.max_new_tokens)
-        return sum(s.correct) / len(s.correct)
-
-    probe_acc = _fit(model, config, next_batch, probe_accuracy, progress)
-    train_seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
-    model.eval()
-    report = evaluate_formats(model, tokenizer, get_task(config.task).eval, config.eval_n, 1.0,
-                              config.seed, config.max_new_tokens, config.eval_ks)  # fmt: skip
-    card = {
-        "task": config.task,
-        "steps": config.steps,
-        "seed": config.seed,
-        "pretrain": asdict(config),
-        "model": model_config_of(model),
-        "n_params": n_params(model),
-        "probe_sampled_accuracy": probe_acc,
-        "eval": report.as_dict(),
-        "train_seconds": round(train_seconds, 1),
-        "train_cpu_seconds": round(cpu_seconds, 1),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "machine": machine_info(),
-    }
-    return model, tokenizer, card
-
-
-def machine_info() -> dict:
-    """The CPU and torch build a timing was measured on (for cards and reports)."""
-    model_name, flags = platform.processor() or platform.machine(), []
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in lscpu.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "Model name":
-                model_name = value.strip()
-            elif key.strip() == "Flags":
-                flags = sorted(f for f in value.split() if f.startswith(("avx", "amx", "fma")))
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {
-        "cpu": model_name,
-        "cpu_flags": flags,
-        "cpu_count": _cpu_count(),
-        "torch": torch.__version__,
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "torch_blas": "".join(re.findall(r"BLAS_INFO=(\w+)", torch.__config__.show())),
-        "python": platform.python_version(),
-    }
-
-
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -93,7 +93,7 @@ def test_tiny_run_trains_and_records_the_format_metrics():
 def test_figures(tmp_path):
     import pandas as pd
 
-    from grpo_edu.reason_plots import pass_at_k_figure, r1_zero_figure, seeds_figure, token_heatmap
+    from grpo_edu.reason.plots import pass_at_k_figure, r1_zero_figure, seeds_figure, token_heatmap
 
     steps = pd.DataFrame({"step": range(5), "completions/mean_length": [5, 8, 12, 16, 20],
                           "completions/scratchpad_share": [0.1, 0.3, 0.6, 0.9, 1.0]})  # fmt: skip

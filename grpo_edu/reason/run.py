@@ -1,22 +1,4 @@
-"""Reasoning emerges: DeepSeek-R1-Zero's signature (accuracy up, answers longer), on a laptop CPU.
-
-During DeepSeek-R1-Zero's RL (arXiv:2501.12948, Figures 2 and 3) accuracy climbs while the mean
-response length grows: the policy learns that working things out pays. The same thing, at toy
-scale: the ``sum4`` warm start (``pretrain.ScratchpadPretrainConfig``) can answer
-``"12+7+5+9="`` directly (``"33"``, usually wrong: four numbers at once are hard for it) or with
-a scratchpad (``" 12+7=19+5=24+9=33"``, usually right: each step is a two-number addition it
-knows), but chooses the scratchpad only about one time in ten. GRPO with the outcome reward
-alone (``rewards.final_answer_reward``: the final integer, nothing about the steps) then makes
-it choose the scratchpad almost always, and accuracy and length rise together.
-
-What this is and is not: the warm start already *had* both behaviours; RL *selected* the one
-that pays. ``pass_at_k_curve`` measures pass@k up to large k for the warm start and the RL
-policy, the test of Yue et al. 2025 (arXiv:2504.13837) for new ability vs sharpening.
-
-``run_reason(ReasonConfig())`` trains, evaluates during training (scratchpad share, sampled
-accuracy per format, length) and before and after (``evaluate_formats.FormatReport``), and
-returns a ``ReasonResult``. ``python -m grpo_edu reason`` runs it and writes the figures.
-"""
+"""The R1-Zero run and the chapter's comparisons: configs, the evaluation callback, ``run_reason``."""
 
 from __future__ import annotations
 
@@ -24,16 +6,12 @@ import time
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
-import torch
 
-from .algorithms import GRPOConfig
-from .evaluate_formats import FormatReport, evaluate_formats, pass_at_ks, sample_formats
-from .models import CHECKPOINT_DIR, load_policy
-from .rollout import Rollout, completion_mask_from_ids, encode_prompts, position_ids_from_mask
-from .tasks import get_task
-from .tokenizer import build_tokenizer
-from .trainer import TrainConfig, TrainResult, train
-from .vocab import EOS, EOS_ID, PAD_ID, VOCAB
+from ..algorithms import GRPOConfig
+from ..evaluate_formats import FormatReport, evaluate_formats, sample_formats
+from ..models import load_policy
+from ..tasks import get_task
+from ..trainer import TrainConfig, TrainResult, train
 
 R1_ZERO = TrainConfig(
     task="sum4",
@@ -215,102 +193,3 @@ def run_reason(
     seconds = {"train": train_s, "train_cpu": train_cpu, "total": total,
                "evaluation": total - train_s}  # fmt: skip
     return ReasonResult(config, metrics, start, final, run, seconds)
-
-
-# ------------------------------------------------------------------------- pass@k and tokens
-PASS_KS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-"""The k of the pass@k curves."""
-
-
-def pass_at_k_curve(
-    policy, tokenizer, problems, n: int = 256, ks=PASS_KS, seed: int = 0, max_new_tokens: int = 24
-) -> dict[int, float]:
-    """pass@k for every k in ``ks`` (<= n), from ``n`` samples per problem at T = 1 (unbiased
-    estimator, ``evaluate.pass_at_k``). Large k asks: can the policy solve it *at all*?"""
-    samples = sample_formats(policy, tokenizer, problems, n, 1.0, seed, max_new_tokens)
-    return pass_at_ks(samples, [k for k in ks if k <= n])
-
-
-@torch.no_grad()
-def token_probs(policy, tokenizer, prompt: str, completion: str) -> list[tuple[str, float]]:
-    """(token, probability under ``policy`` at T = 1) for each token of ``completion`` + EOS:
-    how sure the policy is of each token of a given answer (for before/after heatmaps)."""
-    enc = tokenizer([prompt + completion + EOS], return_tensors="pt")
-    ids, mask = enc.input_ids, enc.attention_mask  # (1, L)
-    logits = policy(
-        input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask)
-    ).logits[0]  # fmt: skip  (L, V)
-    n_prompt = len(tokenizer([prompt]).input_ids[0])
-    probs = torch.softmax(logits[n_prompt - 1 : -1].float(), -1)  # (T, V) predicts token t
-    targets = ids[0, n_prompt:]  # (T,)
-    inverse = {i: t for t, i in VOCAB.items()}
-    return [(inverse[int(t)], float(probs[i, t])) for i, t in enumerate(targets)]
-
-
-def hand_rollout(
-    prompts: list[str], completions: list[str], answers: list[int], group_size: int
-) -> Rollout:
-    """A ``Rollout`` of given completions (each ended by EOS), as if sampled: for teaching, to
-    look at rewards and advantages of chosen answers. Sampling log-probs are 0 (not sampled)."""
-    tokenizer = build_tokenizer()
-    rows = [[VOCAB[ch] for ch in c] + [EOS_ID] for c in completions]
-    ids = torch.full((len(rows), max(map(len, rows))), PAD_ID)  # (B, T)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts)
-    return Rollout(
-        prompts=list(prompts), answers=list(answers), prompt_ids=prompt_ids,
-        prompt_mask=prompt_mask, completion_ids=ids, completion_mask=completion_mask_from_ids(ids),
-        texts=list(completions), truncated=torch.zeros(len(rows), dtype=torch.bool),
-        group=torch.arange(len(rows)) // group_size, sampling_logp=torch.zeros(ids.shape),
-        group_size=group_size, temperature=1.0, max_new_tokens=ids.shape[1],
-    )  # fmt: skip
-
-
-# ------------------------------------------------------------------------ results over seeds
-RESULTS_DIR = CHECKPOINT_DIR.parent.parent / "benchmarks" / "results"
-"""Where ``benchmarks/reason_seeds.py`` writes its results (``reason_runs.jsonl``, ...)."""
-
-
-def load_seed_runs(results_dir=RESULTS_DIR) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(finals, metrics) written by ``benchmarks/reason_seeds.py``: one row per (run, seed)
-    with ``start_*`` and ``final_*`` report columns, seconds and pass@k up to 256 where measured;
-    and the per-step metrics of every run (long, with ``run`` and ``seed`` columns)."""
-    import json
-    from pathlib import Path
-
-    results_dir = Path(results_dir)
-    rows = []
-    for line in (results_dir / "reason_runs.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        row = {"run": r["name"], "seed": r["seed"], "task": r["task"]}
-        for part in ("start", "final"):
-            row |= {f"{part}_{k}": v for k, v in _flat(r[part]).items()}
-        row |= {f"seconds_{k}": v for k, v in r["seconds"].items()}
-        if "pass_at_k" in r:
-            row |= {f"final_pass@{k}_n256": v for k, v in r["pass_at_k"]["curve"].items()}
-        rows.append(row)
-    metrics = pd.read_csv(results_dir / "reason_runs_metrics.csv")
-    return pd.DataFrame(rows), metrics
-
-
-def seed_table(finals: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """Mean and (min, max) over seeds of ``columns`` (column -> label), one row per run, as
-    text ``"0.912 (0.905-0.920)"``; the last column counts the seeds."""
-    out = {}
-    for run, df in finals.groupby("run", sort=False):
-        row = {label: f"{df[c].mean():.3f} ({df[c].min():.3f}-{df[c].max():.3f})"
-               for c, label in columns.items()}  # fmt: skip
-        out[run] = row | {"seeds": len(df)}
-    return pd.DataFrame(out).T
-
-
-def seed_pass_curves(finals: pd.DataFrame, run: str, label: str = "GRPO") -> dict[str, dict]:
-    """``{"<label> seed s": {k: pass@k}}`` of the runs called ``run`` that have a pass@k curve."""
-    columns = [c for c in finals.columns if c.endswith("_n256")]
-    curves = {}
-    for _, r in finals[finals["run"] == run].iterrows():
-        curve = {int(c.split("@")[1].split("_")[0]): r[c] for c in columns if r[c] == r[c]}
-        if curve:
-            curves[f"{label} seed {r['seed']}"] = curve
-    return curves

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .plots import DisplayFigure
+from ..plots import DisplayFigure
 
 FORMAT_COLORS = {"scratchpad": "#d1495b", "direct": "#00798c", "all": "#2e4057"}
 METHOD_COLORS = ("#d1495b", "#00798c", "#edae49", "#66a182", "#8d96a3", "#2e4057")
