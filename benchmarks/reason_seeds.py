@@ -9,6 +9,10 @@ reports, seconds, CPU/torch build) with its per-step metrics in ``reason_runs_me
 already in the file is skipped, so the script can be stopped and resumed. One torch thread.
 
     python benchmarks/reason_seeds.py [--seeds 0 1 2] [--only supervision beta beyond passk]
+                                      [--figures figures]
+
+``--figures DIR`` (re)draws the comparison figures from the results in the files, into DIR:
+``reason_supervision.png``, ``reason_beta.png``, ``reason_beyond.png``, ``reason_pass_at_k_256.png``.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from grpo_edu.models import load_policy
 from grpo_edu.machine import machine_info
+from grpo_edu.models import load_policy
 from grpo_edu.reason import (
     EXPERIMENTS,
     PASS_KS,
@@ -98,11 +102,46 @@ def warm_start_curve(config) -> None:
         path.write_text(json.dumps(curves, indent=1) + "\n")
 
 
+def draw_figures(out: Path) -> None:
+    """The comparison figures, from the result files."""
+    from grpo_edu.plots import save_figures
+    from grpo_edu.reason import load_seed_runs, seed_pass_curves
+    from grpo_edu.reason.plots import pass_at_k_figure, seeds_figure
+
+    finals, metrics = load_seed_runs(RESULTS)
+    panels = {"eval/scratchpad_share": "scratchpad share (eval samples)",
+              "eval/sampled": "sampled accuracy (eval samples)",
+              "completions/mean_length": "mean length (training batches)"}  # fmt: skip
+    figures = {}
+    for name, title in (("supervision", "outcome vs process supervision vs the step-mean reward"),
+                        ("beta", "the KL coefficient beta")):  # fmt: skip
+        runs = metrics[metrics["run"].isin(list(EXPERIMENTS[name]))]
+        figures[f"reason_{name}"] = seeds_figure(runs, panels, by="run", title=title)
+    beyond = metrics[metrics["run"] == "beyond selection (sum5)"]
+    if not beyond.empty:
+        figures["reason_beyond"] = seeds_figure(beyond, panels, by="run",
+                                                title="sum5 from a warm start with scratchpads for 3 operands only")  # fmt: skip
+    warm = json.loads((RESULTS / "reason_pass_at_k_warm_starts.json").read_text())
+    warm = {c["label"]: {int(k): v for k, v in c["curve"].items()} for c in warm}
+    curves = {k: v for k, v in warm.items() if k.endswith("sum4")}
+    curves |= seed_pass_curves(finals, "outcome (OS)", "sum4 GRPO")
+    if "warm start sum5" in warm:
+        curves |= {"warm start sum5": warm["warm start sum5"]}
+        curves |= seed_pass_curves(finals, "beyond selection (sum5)", "sum5 GRPO")
+    figures["reason_pass_at_k_256"] = pass_at_k_figure(curves, f"pass@k, {PASS_PROBLEMS} eval "
+                                                       f"problems, {PASS_N} samples each")  # fmt: skip
+    for path in save_figures(figures, out):
+        print("wrote", path)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--only", nargs="+", default=["supervision", "beta", "beyond", "passk"])
+    p.add_argument("--figures", type=Path, help="draw the comparison figures into this folder")
     args = p.parse_args()
+    if args.figures:
+        return draw_figures(args.figures)
     torch.set_num_threads(1)
     done, passk = _done(), "passk" in args.only
     if passk:  # the warm starts' pass@k curves, once each
