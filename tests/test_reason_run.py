@@ -116,3 +116,20 @@ def test_cli_reason_rejects_bad_input(capsys):
     assert cli.main(["reason", "--checkpoint", "nowhere"]) == 2
     assert "no checkpoint 'nowhere'" in capsys.readouterr().err
     assert "reason" in cli.COMMANDS
+
+
+def test_cli_reason_fast_writes_figures_csv_and_summary(tmp_path, capsys):
+    import pandas as pd
+
+    argv = ["reason", "--fast", "--steps", "4", "--pass-k", "4", "--pass-problems", "8"]
+    assert cli.main([*argv, "--no-progress", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for row in ("scratchpad share (T=1)", "sampled accuracy", "forced direct", "time (CPU)"):
+        assert row in out, out
+    assert "--fast: a CI-sized run" in out
+    for name in ("reason_training.png", "reason_pass_at_k.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    metrics = pd.read_csv(tmp_path / "reason_metrics.csv")
+    assert metrics["step"].max() == 4 and "completions/scratchpad_share" in metrics
+    summary = pd.read_csv(tmp_path / "reason_summary.csv", index_col=0)
+    assert list(summary.index) == ["warm start", "GRPO"] and "curve pass@4" in summary

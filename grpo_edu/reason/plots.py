@@ -70,7 +70,8 @@ def seeds_figure(
     x: str = "step",
     title: str = "",
 ) -> Figure:
-    """Mean over seeds (line) and min..max (band) of each column, one colour per ``by`` value.
+    """Mean over seeds (line) and min..max (band) of each column, one colour per ``by`` value;
+    columns recorded at every step are first smoothed over 10 steps within each seed.
 
     ``runs`` is long: one row per (``by``, ``seed``, ``x``), e.g. ``reason`` runs concatenated with
     a ``method`` and a ``seed`` column. ``columns`` maps a column to its panel title.
@@ -79,7 +80,10 @@ def seeds_figure(
     axes = np.atleast_1d(fig.subplots(1, len(columns), sharex=True))
     for ax, (column, label) in zip(axes, columns.items(), strict=True):
         for (name, df), color in zip(runs.groupby(by, sort=False), METHOD_COLORS, strict=False):
-            d = df.dropna(subset=[column]).groupby(x)[column]
+            df = df.dropna(subset=[column])
+            if df[x].diff().max() == 1:  # a per-step column: smooth each seed over 10 steps
+                df = df.assign(**{column: df.groupby("seed")[column].transform(_smooth)})
+            d = df.groupby(x)[column]
             mean, lo, hi = d.mean(), d.min(), d.max()
             n = df["seed"].nunique() if "seed" in df else 1
             ax.plot(mean.index, mean.values, color=color, label=f"{name} ({n} seeds)")
@@ -123,7 +127,7 @@ def token_heatmap(rows: dict[str, list[tuple[str, float]]], title: str = "") -> 
     image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     for i, r in enumerate(rows.values()):
         for j, (token, p) in enumerate(r):
-            shown = {"<eos>": "⏎", " ": "␣"}.get(token, token)
+            shown = {"<eos>": "⏎", " ": "_"}.get(token, token)
             ax.text(j, i, shown, ha="center", va="center", fontsize=9,
                     color="black" if p > 0.6 else "white")  # fmt: skip
     ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
