@@ -1,0 +1,276 @@
+"""Isolation of one submission's process, with what Linux gives (entered by ``runner``).
+
+Two levels; ``grade`` picks ``full`` when it runs as root on Linux and the kernel allows
+namespaces (it probes once), else ``basic``.
+
+``full`` (root): the runner unshares mount, PID, network and IPC namespaces and forks; the
+child is process 1 of a new PID namespace, so when it dies every process it started dies with
+it, whatever session it moved to. The child then
+
+- makes every mount read-only (and nosuid) in its private mount namespace, mounts a new /proc,
+  and gives itself private, size-capped tmpfs at /tmp (with HOME and the working copy of the
+  submission in it), /var/tmp and /dev/shm: nothing it writes outlives it;
+- covers the instructor notebooks, the submissions folder and the grader's own files with empty
+  read-only mounts (``hide``), and re-exposes read-only only what Python needs when a parent
+  folder is closed to other users (``expose``: e.g. an interpreter under /root);
+- sets rlimits (address space, CPU seconds, file size, processes, open files, no core files),
+  switches to its own unprivileged uid and gid (one per parallel slot, no supplementary groups,
+  ``no_new_privs``): it cannot signal the grader, write the course's files or read another
+  slot's files, and a fork bomb stops at ``processes``;
+- has no network (an empty network namespace).
+
+The parent stays root, runs no student code, forwards SIGINT (the cell timeout) to the child,
+answers SIGTERM with SIGKILL of the child (the notebook timeout: the whole namespace dies), and
+exits with the child's status.
+
+``basic`` (not root, or no namespaces): the same rlimits, its own session, a scrubbed
+environment, HOME and TMPDIR in a private folder, and the working copy there. It does not stop
+the student's code from reading or writing files the grading user can (run the grader as root,
+e.g. in a container, for that), from reaching the network, or from leaving a process behind that
+moved to another session; the number of processes is capped per user, the grader's included.
+
+Neither level caps the CPU share of a submission: on a busy machine one can slow its neighbours
+down (each keeps its own wall-clock budget), and memory is capped per process, not per sandbox.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+import stat
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+PR_SET_NO_NEW_PRIVS = 38
+WORKDIR, HOME = "/tmp/work", "/tmp/home"
+"""Where the submission's copy and HOME are inside a full sandbox (its private /tmp)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission (one notebook) may use. Defaults suit the course's notebooks."""
+
+    timeout: float = 180.0
+    """Wall-clock seconds for the whole notebook (the training check takes 10-30 s)."""
+    cell_timeout: float = 90.0
+    """Seconds per cell before it is interrupted (SIGINT); the next cells still run."""
+    grace: float = 3.0
+    """Seconds an interrupted cell gets to stop before the whole notebook is killed (SIGKILL)."""
+    memory_mb: int = 4096
+    """Address space per process (RLIMIT_AS); torch and transformers alone reserve ~2.3 GB."""
+    cpu_seconds: int = 300
+    """CPU seconds per process (RLIMIT_CPU)."""
+    file_mb: int = 64
+    """Largest file a process may write (RLIMIT_FSIZE)."""
+    tmp_mb: int = 512
+    """Size of the private /tmp (full isolation): the working copy, HOME and temporary files."""
+    processes: int = 64
+    """Processes and threads of the sandbox's user (RLIMIT_NPROC): stops fork bombs."""
+    open_files: int = 512
+    """Open file descriptors per process (RLIMIT_NOFILE)."""
+    output_kb: int = 256
+    """Printed output kept per notebook (the first and last halves); the rest is dropped."""
+    results_mb: int = 48
+    """Most bytes the result channel carries (values and the trained weights)."""
+
+    def check(self) -> None:
+        """``ValueError`` naming the first field that is not positive."""
+        for name, value in asdict(self).items():
+            if not value > 0:
+                raise ValueError(f"Limits.{name} must be > 0, got {value!r}")
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _bytes(text: str | None) -> bytes | None:
+    return None if text is None else text.encode()
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    args = (_bytes(source), _bytes(target), _bytes(fstype), flags, _bytes(data or None))
+    _check(_libc().mount(*args), f"mount {target}")
+
+
+def set_limits(limits: Limits, extra_processes: int = 0) -> None:
+    """The rlimits of ``limits`` for this process (inherited by its children)."""
+    mb = 2**20
+    for which, value in (
+        (resource.RLIMIT_AS, limits.memory_mb * mb),
+        (resource.RLIMIT_CPU, limits.cpu_seconds),
+        (resource.RLIMIT_FSIZE, limits.file_mb * mb),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_NPROC, limits.processes + extra_processes),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        resource.setrlimit(which, (value, value))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large write fails; it does not kill
+
+
+# ---------------------------------------------------------------------- full isolation
+def enter_full(config: dict) -> None:
+    """Namespaces, mounts, limits, unprivileged uid; returns in the sandboxed child only."""
+    _check(_libc().unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the child's pid is known
+    child = os.fork()
+    if child:
+        _supervise(child)  # never returns
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    limits = Limits(**config["limits"])
+    _private_mounts(config, limits)
+    set_limits(limits)
+    uid, gid = config["uid"], config["gid"]
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
+    for path in (HOME, WORKDIR):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chdir(WORKDIR)
+
+
+def _supervise(child: int) -> None:
+    """The namespace's root-owned parent: forward signals, mirror the child's exit status."""
+
+    def forward(signum, frame):
+        os.kill(child, signal.SIGINT if signum == signal.SIGINT else signal.SIGKILL)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    os.closerange(3, 1024)  # the result channel stays with the child alone
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            os._exit(1)
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status))
+
+
+def _mount_points() -> list[str]:
+    """Every mount point, parents first (octal escapes of /proc/self/mountinfo decoded)."""
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            raw = line.split()[4]
+            points.append(raw.encode().decode("unicode_escape").encode("latin-1").decode())
+    return points
+
+
+def _private_mounts(config: dict, limits: Limits) -> None:
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    exposed = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in config["expose"]}
+    for point in _mount_points():
+        if point.startswith(("/proc", "/sys")) or not os.path.isdir(point):
+            continue
+        try:  # read-only and nosuid from now on, for this namespace only
+            _mount(None, point, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+        except OSError:
+            if point == "/":
+                raise
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    flags = MS_NOSUID | MS_NODEV
+    _mount("tmpfs", "/tmp", "tmpfs", flags, f"size={limits.tmp_mb}m,mode=1777")
+    for path in ("/var/tmp", "/dev/shm"):
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", flags, "size=64m,mode=1777")
+    for path in config["hide"]:
+        _hide(path)
+    _expose(exposed, config["uid"], config["gid"])
+
+
+def _hide(path: str) -> None:
+    """An empty read-only mount over ``path`` (a folder) or /dev/null over it (a file)."""
+    if os.path.isdir(path):
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k,mode=755")
+        _mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
+    elif os.path.exists(path):
+        _mount("/dev/null", path, None, MS_BIND)
+
+
+def _reachable(path: str, uid: int, gid: int) -> str | None:
+    """The first folder on the way to ``path`` that ``uid`` may not enter, or None."""
+    parts = Path(path).parts
+    for i in range(1, len(parts)):
+        folder = os.path.join(*parts[:i])
+        st = os.stat(folder)
+        bit = (
+            stat.S_IXUSR if st.st_uid == uid else stat.S_IXGRP if st.st_gid == gid else stat.S_IXOTH
+        )
+        if not st.st_mode & bit:
+            return folder
+    return None
+
+
+def _expose(exposed: dict[str, int], uid: int, gid: int) -> None:
+    """Make each exposed folder reachable: a tmpfs over its closed parent, the folder bound back."""
+    blocked = {}
+    for path in exposed:
+        parent = _reachable(path, uid, gid)
+        if parent is not None:
+            blocked.setdefault(parent, []).append(path)
+    for parent, paths in sorted(blocked.items(), key=lambda kv: len(kv[0])):
+        _mount("tmpfs", parent, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+        for path in paths:
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            _mount(f"/proc/self/fd/{exposed[path]}", path, None, MS_BIND | MS_REC)
+            _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+        _mount(None, parent, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=64k")
+    for fd in exposed.values():
+        os.close(fd)
+
+
+# --------------------------------------------------------------------- basic isolation
+def _user_processes() -> int:
+    """Processes (threads included) of this user now; 0 where /proc is not there."""
+    uid, count = os.getuid(), 0
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
+            except OSError:
+                continue
+    return count
+
+
+def enter_basic(config: dict) -> None:
+    """rlimits (processes counted on top of this user's), the private working folder."""
+    set_limits(Limits(**config["limits"]), extra_processes=_user_processes())
+    os.chdir(config["workdir"])
+
+
+def enter(config: dict) -> None:
+    """Enter the sandbox that ``config`` describes (``isolation``: ``full`` or ``basic``)."""
+    if config["isolation"] == "full":
+        enter_full(config)
+    else:
+        enter_basic(config)
+    sys.path.append(os.getcwd())  # the student's own modules import, after the installed ones
+
+
+def sandbox_paths() -> list[str]:
+    """Folders a sandboxed Python must read: the interpreter, its packages, grpo_edu's checkout."""
+    import grpo_edu
+
+    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    candidates |= {p for p in sys.path if p and os.path.isdir(p)}
+    candidates.add(str(Path(grpo_edu.__file__).resolve().parents[1]))
+    candidates.add(str(Path(os.path.realpath(sys.executable)).parents[1]))
+    paths = sorted({os.path.realpath(p) for p in candidates})
+    return [p for p in paths if not any(p != q and p.startswith(q + os.sep) for q in paths)]
