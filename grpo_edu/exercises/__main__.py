@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--jobs", type=_positive(int), help="submissions at once (default: the cores)")
     g.add_argument("--timeout", type=_positive(float), default=180.0, help="s per notebook (180)")
     g.add_argument("--cell-timeout", type=_positive(float), default=90.0, help="s per cell (90)")
-    g.add_argument("--memory-mb", type=_positive(int), default=4096, help="per process (4096)")
+    g.add_argument("--memory-mb", type=_positive(int), default=3072, help="per process (3072)")
     g.add_argument("--notebook", action="append", help="grade only this notebook (repeatable)")
     g.add_argument("--isolation", choices=("auto", "full", "basic"), default="auto")
     g.add_argument("--seed", type=int, help="seed of the hidden tests (default: a fresh one)")

@@ -213,7 +213,8 @@ def grade(
     names = _assignments(students, instructor, notebooks)
     seed = secrets.randbelow(2**31) if seed is None else seed
     scratch = Path(tempfile.mkdtemp(prefix="grpo_edu_grade_"))
-    hide = [str(Path(p).resolve()) for p in (source, submissions, scratch)] + [str(out.resolve())]
+    private = (source, submissions, scratch, out, Path(PACKAGE_ROOT) / ".git")
+    hide = [str(Path(p).resolve()) for p in private]
     slots: queue.Queue = queue.Queue()
     for k in range(1, jobs + 1):
         slots.put(k)

@@ -7,16 +7,18 @@ namespaces (it probes once), else ``basic``.
 child is process 1 of a new PID namespace, so when it dies every process it started dies with
 it, whatever session it moved to. The child then
 
-- makes every mount read-only (and nosuid) in its private mount namespace, mounts a new /proc,
-  and gives itself private, size-capped tmpfs at /tmp (with HOME and the working copy of the
-  submission in it), /var/tmp and /dev/shm: nothing it writes outlives it;
-- covers the instructor notebooks, the submissions folder and the grader's own files with empty
-  read-only mounts (``hide``), and re-exposes read-only only what Python needs when a parent
-  folder is closed to other users (``expose``: e.g. an interpreter under /root);
+- builds a new root in a fresh, size-capped tmpfs and ``chroot``s into it: read-only binds of
+  the system folders (``SYSTEM_PATHS``), the interpreter, its packages and grpo_edu's checkout
+  (``expose``), a minimal /dev (null, zero, random, ...), a new /proc, and a writable /tmp with
+  HOME and the working copy of the submission; nothing else of the machine is there (no home
+  folders, no other checkouts, no submissions), and nothing it writes outlives it;
+- covers what lies inside the exposed folders but must stay unseen (``hide``: the instructor
+  notebooks, the checkout's git history, the submissions folder, the grades CSV) with empty
+  read-only mounts;
 - sets rlimits (address space, CPU seconds, file size, processes, open files, no core files),
   switches to its own unprivileged uid and gid (one per parallel slot, no supplementary groups,
-  ``no_new_privs``): it cannot signal the grader, write the course's files or read another
-  slot's files, and a fork bomb stops at ``processes``;
+  ``no_new_privs``): it cannot signal the grader (which it cannot see either), write any
+  exposed file, or leave the chroot, and a fork bomb stops at ``processes``;
 - has no network (an empty network namespace).
 
 The parent stays root, runs no student code, forwards SIGINT (the cell timeout) to the child,
@@ -39,7 +41,6 @@ import ctypes
 import os
 import resource
 import signal
-import stat
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,8 +63,9 @@ class Limits:
     """Seconds per cell before it is interrupted (SIGINT); the next cells still run."""
     grace: float = 3.0
     """Seconds an interrupted cell gets to stop before the whole notebook is killed (SIGKILL)."""
-    memory_mb: int = 4096
-    """Address space per process (RLIMIT_AS); torch and transformers alone reserve ~2.3 GB."""
+    memory_mb: int = 3072
+    """Address space per process (RLIMIT_AS). The training check peaks at ~2.3 GB of address
+    space (torch and transformers reserve most of it), the other notebooks at ~0.7 GB."""
     cpu_seconds: int = 300
     """CPU seconds per process (RLIMIT_CPU)."""
     file_mb: int = 64
@@ -162,36 +164,71 @@ def _supervise(child: int) -> None:
     os._exit(os.WEXITSTATUS(status))
 
 
-def _mount_points() -> list[str]:
-    """Every mount point, parents first (octal escapes of /proc/self/mountinfo decoded)."""
-    points = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            raw = line.split()[4]
-            points.append(raw.encode().decode("unicode_escape").encode("latin-1").decode())
-    return points
-
-
 def _private_mounts(config: dict, limits: Limits) -> None:
+    """A new root made of read-only binds of what Python needs, a private /tmp, a minimal /dev."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    exposed = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in config["expose"]}
-    for point in _mount_points():
-        if point.startswith(("/proc", "/sys")) or not os.path.isdir(point):
-            continue
-        try:  # read-only and nosuid from now on, for this namespace only
-            _mount(None, point, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
-        except OSError:
-            if point == "/":
-                raise
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    flags = MS_NOSUID | MS_NODEV
-    _mount("tmpfs", "/tmp", "tmpfs", flags, f"size={limits.tmp_mb}m,mode=1777")
-    for path in ("/var/tmp", "/dev/shm"):
-        if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", flags, "size=64m,mode=1777")
+    keep = _minimal(list(SYSTEM_PATHS) + list(config["expose"]))
+    fds = {p: os.open(p, os.O_PATH) for p in keep if os.path.lexists(p) and not os.path.islink(p)}
+    links = {p: os.readlink(p) for p in keep if os.path.islink(p)}
+    root = "/tmp"  # the new root: a fresh tmpfs (the host's /tmp is not in it)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits.tmp_mb}m,mode=755")
+    for path, target in links.items():
+        os.makedirs(os.path.dirname(root + path), mode=0o755, exist_ok=True)
+        os.symlink(target, root + path)
+    for path, fd in fds.items():
+        _bind(fd, root + path, os.path.isdir(path))
     for path in config["hide"]:
-        _hide(path)
-    _expose(exposed, config["uid"], config["gid"])
+        if any(path == k or path.startswith(k.rstrip("/") + "/") for k in fds):
+            _hide(root + path)
+    _devices(root)
+    for path in ("/tmp", "/var/tmp"):
+        os.makedirs(root + path, exist_ok=True)
+        os.chmod(root + path, 0o1777)
+    os.makedirs(root + "/proc", exist_ok=True)
+    _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for fd in fds.values():
+        os.close(fd)
+    os.chdir(root)
+    os.chroot(".")
+    os.chdir("/")
+
+
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+"""Read-only in every sandbox (with the interpreter, its packages and grpo_edu's checkout)."""
+DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+def _minimal(paths: list[str]) -> list[str]:
+    """``paths`` without those inside another one."""
+    paths = sorted(set(paths))
+    return [
+        p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)
+    ]
+
+
+def _bind(fd: int, target: str, is_dir: bool) -> None:
+    """``fd``'s file or folder (and what is mounted below it), read-only at ``target``."""
+    if is_dir:
+        os.makedirs(target, mode=0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        open(target, "a").close()
+    _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
+    _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+
+
+def _devices(root: str) -> None:
+    """/dev with the character devices Python uses, and a private /dev/shm."""
+    os.makedirs(root + "/dev/shm", mode=0o755, exist_ok=True)
+    for name in DEVICES:
+        fd = os.open(f"/dev/{name}", os.O_PATH)
+        _bind(fd, f"{root}/dev/{name}", False)
+        _mount(None, f"{root}/dev/{name}", None, MS_BIND | MS_REMOUNT | MS_NOSUID)  # writable
+        os.close(fd)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):  # fmt: skip
+        os.symlink(target, f"{root}/dev/{name}")
+    _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
 
 
 def _hide(path: str) -> None:
@@ -201,38 +238,7 @@ def _hide(path: str) -> None:
         _mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
     elif os.path.exists(path):
         _mount("/dev/null", path, None, MS_BIND)
-
-
-def _reachable(path: str, uid: int, gid: int) -> str | None:
-    """The first folder on the way to ``path`` that ``uid`` may not enter, or None."""
-    parts = Path(path).parts
-    for i in range(1, len(parts)):
-        folder = os.path.join(*parts[:i])
-        st = os.stat(folder)
-        bit = (
-            stat.S_IXUSR if st.st_uid == uid else stat.S_IXGRP if st.st_gid == gid else stat.S_IXOTH
-        )
-        if not st.st_mode & bit:
-            return folder
-    return None
-
-
-def _expose(exposed: dict[str, int], uid: int, gid: int) -> None:
-    """Make each exposed folder reachable: a tmpfs over its closed parent, the folder bound back."""
-    blocked = {}
-    for path in exposed:
-        parent = _reachable(path, uid, gid)
-        if parent is not None:
-            blocked.setdefault(parent, []).append(path)
-    for parent, paths in sorted(blocked.items(), key=lambda kv: len(kv[0])):
-        _mount("tmpfs", parent, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-        for path in paths:
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            _mount(f"/proc/self/fd/{exposed[path]}", path, None, MS_BIND | MS_REC)
-            _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
-        _mount(None, parent, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=64k")
-    for fd in exposed.values():
-        os.close(fd)
+        _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
 # --------------------------------------------------------------------- basic isolation

@@ -56,6 +56,8 @@ def environment(config: dict, package_root: str) -> dict[str, str]:
     home = HOME if full else str(Path(config["workdir"]).parent / "home")
     env.update(
         HOME=home,
+        USER="student",
+        LOGNAME="student",
         TMPDIR="/tmp" if full else str(Path(config["workdir"]).parent / "tmp"),
         PYTHONPATH=package_root,
         PYTHONDONTWRITEBYTECODE="1",

@@ -174,9 +174,8 @@ def verdicts(
             continue
         verdict = run.exercise(gids)
         if name in prepared.flags:
-            first = (verdict.reason.splitlines() or [""])[0]
-            said = "passed" if verdict.passed else f"{verdict.status}: {first}"
+            said = "passed" if verdict.passed else f"{verdict.status}: {verdict.reason}"
             findings = "; ".join(prepared.flags[name])
-            verdict = Verdict("flagged", False, f"flagged: {findings} (the checks alone: {said})")
+            verdict = Verdict("flagged", False, f"flagged: {findings}\n(the checks alone: {said})")
         out[name] = verdict
     return out
