@@ -132,7 +132,9 @@ FORGE = (
     "    except OSError:\n"
     "        pass"
 )
-LINK_CHECK = "import os\nif os.path.lexists('leak'):\n    raise RuntimeError('the link came through')"
+LINK_CHECK = (
+    "import os\nif os.path.lexists('leak'):\n    raise RuntimeError('the link came through')"
+)
 GA, RL, GAT = "group_advantages", "rloo_advantages", "group_advantages_tests"
 
 ATTACKS = {  # student -> (notebook builder, {exercise: (status, points, fragment)}, full only)
