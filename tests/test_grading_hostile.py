@@ -338,3 +338,43 @@ def test_a_hang_costs_its_cell_budget_not_the_notebook(graded):
     _, table, _, _ = graded
     seconds = float(table["hang_ignoring_sigint", RL]["seconds"])
     assert seconds < LIMITS.cell_timeout + LIMITS.grace + 15 < LIMITS.timeout
+
+
+# ------------------------------------------------- the same walls for a grader that is not root
+USER_LEVEL = ("alice_correct", "kill_the_grader", "write_outside", "read_other_students")
+
+
+@pytest.fixture(scope="module")
+def graded_user(tmp_path_factory):
+    """A few of the attacks again, in an unprivileged user namespace (``isolation="user"``)."""
+    root = tmp_path_factory.mktemp("hostile_user")
+    subs = root / "submissions"
+    shutil.copytree(FIXTURES / "alice_correct", subs / "alice_correct")
+    fill = {"submissions": str(subs), "repo": PACKAGE_ROOT, "tag": TAG}
+    for name in USER_LEVEL[1:]:
+        (subs / name).mkdir(parents=True)
+        nb = ATTACKS[name][0]()
+        for cell in nb.cells:
+            if "{submissions" in cell.source or "{repo" in cell.source:
+                cell.source = cell.source.format(**fill)
+        nbformat.write(nb, subs / name / NB)
+    before = _digest(subs), _digest(Path(PACKAGE_ROOT) / "grpo_edu")
+    try:
+        run = grade(subs, root / "grades.csv", limits=LIMITS, jobs=2, isolation="user")
+    except RuntimeError as err:  # no unprivileged user namespaces here
+        pytest.skip(str(err))
+    with open(root / "grades.csv", newline="") as f:
+        table = {(r["student"], r["exercise"]): r for r in csv.DictReader(f)}
+    after = _digest(subs), _digest(Path(PACKAGE_ROOT) / "grpo_edu")
+    return run, table, before, after
+
+
+def test_user_namespace_isolation_holds_the_same_walls(graded_user):
+    run, table, before, after = graded_user
+    assert run.isolation == "user"
+    for student in USER_LEVEL:
+        expected = HONEST.get(student) or ATTACKS[student][1]
+        _expect(graded_user, student, expected)
+    assert after == before
+    for place in (Path(PACKAGE_ROOT), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")):
+        assert not list(place.glob(f"{TAG}*")), place

@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--cell-timeout", type=_positive(float), default=90.0, help="s per cell (90)")
     g.add_argument("--memory-mb", type=_positive(int), default=3072, help="per process (3072)")
     g.add_argument("--notebook", action="append", help="grade only this notebook (repeatable)")
-    g.add_argument("--isolation", choices=("auto", "full", "basic"), default="auto")
+    g.add_argument("--isolation", choices=("auto", "full", "user", "basic"), default="auto")
     g.add_argument("--seed", type=int, help="seed of the hidden tests (default: a fresh one)")
     g.add_argument("--restart", action="store_true", help="grade everything again (new CSV)")
     g.add_argument("--source", type=Path, default=NOTEBOOK_DIR, help="instructor notebooks")
@@ -113,7 +113,7 @@ def _grade(args) -> int:
         on_submission=progress,
     )
     if run.note:
-        print(f"warning: basic isolation only: {run.note}", file=sys.stderr)
+        print(f"warning: {run.isolation} isolation only: {run.note}", file=sys.stderr)
     print(summary(run.rows))
     print(
         f"\n{run.graded} submissions graded ({run.isolation} isolation, hidden-test seed "

@@ -51,9 +51,9 @@ class GradeRun:
 
     rows: list[GradeRow]
     isolation: str
-    """``full`` or ``basic`` (see ``sandbox``)."""
+    """``full``, ``user`` or ``basic`` (see ``sandbox``)."""
     note: str
-    """Why ``basic`` when ``full`` was not available (empty otherwise)."""
+    """Why not a stronger level (empty when ``full``)."""
     seed: int
     """Seed of the hidden tests of this run."""
     graded: int
@@ -81,7 +81,7 @@ def _rows(student, name, assignment, status, reason, seconds=0.0) -> list[GradeR
 
 def _sandbox(ctx: _Context, slot: int, folder: Path) -> dict:
     config = {"isolation": ctx.isolation, "limits": asdict(ctx.limits)}
-    if ctx.isolation == "full":
+    if ctx.isolation in ("full", "user"):
         uid = ctx.uid_base + slot
         return {
             **config,
@@ -99,22 +99,33 @@ def _sandbox(ctx: _Context, slot: int, folder: Path) -> dict:
 def grade_submission(
     student: Path, name: str, assignment: Assignment, ctx: _Context
 ) -> list[GradeRow]:
-    """The rows of one submission (``student/name``), graded in a sandbox of its own."""
+    """The rows of one submission (``student/name``), graded in a sandbox of its own.
+
+    A failure of the grader itself on this submission becomes ``crashed`` rows that say so;
+    the other submissions go on.
+    """
+    t0 = monotonic()
+    try:
+        return _grade_submission(student, name, assignment, ctx, t0)
+    except Exception as err:
+        why = (
+            f"the grader failed on this submission ({type(err).__name__}: {err}); please report it"
+        )
+        return _rows(student.name, name, assignment, "crashed", why, monotonic() - t0)
+
+
+def _grade_submission(student: Path, name: str, assignment: Assignment, ctx: _Context, t0: float):
     from .verdict import verdicts
 
-    t0 = monotonic()
+    who = student.name
     if student.is_symlink():
-        return _rows(
-            student.name, name, assignment, "unreadable", "the folder is a symbolic link (refused)"
-        )
+        return _rows(who, name, assignment, "unreadable", "the folder is a symbolic link (refused)")
     if not os.path.lexists(student / name):
-        return _rows(student.name, name, assignment, "not submitted", "not submitted")
+        return _rows(who, name, assignment, "not submitted", "not submitted")
     try:
         nb = read_notebook(student / name)
     except ValueError as err:
-        return _rows(
-            student.name, name, assignment, "unreadable", f"could not read the notebook: {err}"
-        )
+        return _rows(who, name, assignment, "unreadable", f"could not read the notebook: {err}")
     files, left_out = copy_folder(student)
     prepared = prepare(nb, assignment, ctx.seed)
     slot = ctx.slots.get()
@@ -125,19 +136,14 @@ def grade_submission(
     finally:
         ctx.slots.put(slot)
         shutil.rmtree(folder, ignore_errors=True)
-    seconds = monotonic() - t0
-    rows = []
-    for ex, v in verdicts(assignment, prepared, outcome, ctx.limits).items():
+    judged = verdicts(assignment, prepared, outcome, ctx.limits)
+    note = f" [left out of the copy: {'; '.join(left_out[:3])}]" if left_out else ""
+    seconds, rows = monotonic() - t0, []
+    for ex, v in judged.items():
         points = assignment.points[ex] if v.passed else 0.0
-        reason = v.reason + (
-            f" [left out of the copy: {'; '.join(left_out[:3])}]"
-            if left_out and not v.passed
-            else ""
-        )
+        reason = v.reason + (note if not v.passed else "")
         rows.append(
-            GradeRow(
-                student.name, name, ex, v.status, points, assignment.points[ex], reason, seconds
-            )
+            GradeRow(who, name, ex, v.status, points, assignment.points[ex], reason, seconds)
         )
     return rows
 
@@ -168,15 +174,25 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
+LEVELS = ("full", "user", "basic")
+"""Isolation levels, strongest first (see ``sandbox``)."""
+
+
 def _isolation(requested: str, ctx: _Context) -> tuple[str, str]:
-    if requested not in ("auto", "full", "basic"):
-        raise ValueError(f"isolation must be 'auto', 'full' or 'basic', got {requested!r}")
-    if requested == "basic":
-        return "basic", "basic isolation was asked for"
-    why = probe(ctx.scratch, PACKAGE_ROOT, ctx.uid_base, ctx.uid_base, ctx.hide)
-    if why and requested == "full":
-        raise RuntimeError(f"full isolation is not available: {why}")
-    return ("basic", why) if why else ("full", "")
+    """The level to use, and why not a stronger one (empty when ``full``)."""
+    if requested not in ("auto", *LEVELS):
+        raise ValueError(f"isolation must be 'auto' or one of {LEVELS}, got {requested!r}")
+    uid = ctx.uid_base + 1
+    sandbox = {"uid": uid, "gid": uid, "hide": ctx.hide, "expose": ctx.expose}
+    notes = []
+    for level in LEVELS[LEVELS.index(requested) if requested != "auto" else 0 :]:
+        why = probe(level, sandbox, ctx.scratch, PACKAGE_ROOT) if level != "basic" else None
+        if why is None:
+            return level, "; ".join(notes)
+        if requested != "auto":
+            raise RuntimeError(f"{level} isolation is not available: {why}")
+        notes.append(why)
+    raise AssertionError("basic isolation always works")
 
 
 def grade(

@@ -45,10 +45,15 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER = 0x20000, 0x8000000, 0x10000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
+NAMESPACES = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
-PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 1, 24, 28
+PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 38, 47
+SECURE_NO_ROOT = 0b1111
+"""SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP and their locks: uid 0 in the namespace gains nothing."""
 WORKDIR, HOME = "/tmp/work", "/tmp/home"
 """Where the submission's copy and HOME are inside a full sandbox (its private /tmp)."""
 
@@ -125,12 +130,8 @@ def set_limits(limits: Limits, extra_processes: int = 0) -> None:
 # ---------------------------------------------------------------------- full isolation
 def enter_full(config: dict) -> None:
     """Namespaces, mounts, limits, unprivileged uid; returns in the sandboxed child only."""
-    _check(_libc().unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the child's pid is known
-    child = os.fork()
-    if child:
-        _supervise(child)  # never returns
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _check(_libc().unshare(NAMESPACES), "unshare")
+    _fork_into_namespace()
     limits = Limits(**config["limits"])
     _private_mounts(config, limits)
     set_limits(limits)
@@ -139,9 +140,58 @@ def enter_full(config: dict) -> None:
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
+    _check(_libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(pdeathsig)")
     for path in (HOME, WORKDIR):
         os.makedirs(path, mode=0o700, exist_ok=True)
     os.chdir(WORKDIR)
+
+
+def _fork_into_namespace() -> None:
+    """Fork; the parent supervises the child (process 1 of the new PID namespace) and exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the child's pid is known
+    child = os.fork()
+    if child:
+        _supervise(child)  # never returns
+    os.setpgid(0, 0)  # a group of its own: kill(0, ...) cannot reach the parent
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# ------------------------------------------------------------- user-namespace isolation
+def enter_user(config: dict) -> None:
+    """Full isolation for a grader that is not root: an unprivileged user namespace.
+
+    The same namespaces, new root and rlimits as ``enter_full``; instead of a uid of its own
+    (an unprivileged user can map only itself), the child drops every capability (bounding and
+    ambient sets, securebits locked, ``no_new_privs``), so it cannot undo its mounts. What it
+    still shares with the grading user: the count of processes (``processes`` is added to the
+    user's current count), and it runs as that user's uid on the machine.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    limits = Limits(**config["limits"])
+    set_limits(limits, extra_processes=_user_processes())
+    _check(_libc().unshare(CLONE_NEWUSER | NAMESPACES), "unshare")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    _fork_into_namespace()
+    _private_mounts(config, limits)
+    _drop_capabilities()
+    _check(_libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(pdeathsig)")
+    for path in (HOME, WORKDIR):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chdir(WORKDIR)
+
+
+def _drop_capabilities() -> None:
+    libc = _libc()
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # past the last capability this kernel knows
+    _check(libc.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0), "prctl(ambient clear)")
+    _check(libc.prctl(PR_SET_SECUREBITS, SECURE_NO_ROOT, 0, 0, 0), "prctl(securebits)")
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    _check(libc.capset(header, (ctypes.c_uint32 * 6)()), "capset")
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
 
 
 def _supervise(child: int) -> None:
@@ -262,11 +312,8 @@ def enter_basic(config: dict) -> None:
 
 
 def enter(config: dict) -> None:
-    """Enter the sandbox that ``config`` describes (``isolation``: ``full`` or ``basic``)."""
-    if config["isolation"] == "full":
-        enter_full(config)
-    else:
-        enter_basic(config)
+    """Enter the sandbox that ``config`` describes (``isolation``: full, user or basic)."""
+    {"full": enter_full, "user": enter_user, "basic": enter_basic}[config["isolation"]](config)
     sys.path.append(os.getcwd())  # the student's own modules import, after the installed ones
 
 

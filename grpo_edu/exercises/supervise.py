@@ -52,7 +52,7 @@ class RunOutcome:
 def environment(config: dict, package_root: str) -> dict[str, str]:
     """The sandbox's whole environment: nothing of the grader's but the locale and PATH."""
     env = {k: os.environ[k] for k in ENV_KEEP if k in os.environ}
-    full = config["isolation"] == "full"
+    full = config["isolation"] != "basic"  # full or user: HOME in the private /tmp
     home = HOME if full else str(Path(config["workdir"]).parent / "home")
     env.update(
         HOME=home,
@@ -101,8 +101,8 @@ def _children(pid: int) -> list[int]:
 class _Watch:
     """The clocks of one run and the signals they send."""
 
-    def __init__(self, proc: subprocess.Popen, limits: Limits, full: bool):
-        self.proc, self.limits, self.full = proc, limits, full
+    def __init__(self, proc: subprocess.Popen, limits: Limits, namespaced: bool):
+        self.proc, self.limits, self.namespaced = proc, limits, namespaced
         self.start = monotonic()
         self.cell: int | None = None
         self.cell_start = 0.0
@@ -143,7 +143,7 @@ class _Watch:
 
     def kill(self) -> None:
         """The whole sandbox: its namespace (via the parent), its session, the parent's children."""
-        self._signal(signal.SIGTERM if self.full else signal.SIGKILL)
+        self._signal(signal.SIGTERM if self.namespaced else signal.SIGKILL)
         try:
             self.proc.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
@@ -191,7 +191,7 @@ def launch(job: dict, limits: Limits, scratch: Path, package_root: str) -> RunOu
     os.close(w_out)
     os.unlink(job_path)
     reader, output = FrameReader(limits.results_mb * 2**20), _Output(limits.output_kb * 1024)
-    watch = _Watch(proc, limits, config["isolation"] == "full")
+    watch = _Watch(proc, limits, config["isolation"] != "basic")
     try:
         _pump(proc, watch, {r_res: reader, r_out: output})
     finally:
@@ -247,24 +247,19 @@ def _pump(proc: subprocess.Popen, watch: _Watch, sinks: dict) -> None:
             os.close(fd)
 
 
-def probe(scratch: Path, package_root: str, uid: int, gid: int, hide: list[str]) -> str | None:
-    """Why full isolation does not work here (None when it does): an empty job run in it."""
-    from .sandbox import sandbox_paths
+def probe(level: str, sandbox: dict, scratch: Path, package_root: str) -> str | None:
+    """Why isolation ``level`` (``full`` or ``user``) does not work here, or None: an empty job.
 
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        return "full isolation needs Linux and root (the grader is not running as root)"
+    ``sandbox``: the rest of the sandbox's config (uid and gid for ``full``, hide, expose).
+    """
+    if not sys.platform.startswith("linux"):
+        return f"{level} isolation needs Linux namespaces (this is {sys.platform})"
+    if level == "full" and os.geteuid() != 0:
+        return "full isolation needs root (the grader does not run as root)"
     limits = Limits(timeout=60)
-    config = {
-        "isolation": "full",
-        "uid": uid,
-        "gid": gid,
-        "hide": hide,
-        "expose": sandbox_paths(),
-        "limits": asdict(limits),
-    }
-    job = {"sandbox": config, "files": [], "cells": []}
-    outcome = launch(job, limits, scratch, package_root)
+    config = {**sandbox, "isolation": level, "limits": asdict(limits)}
+    outcome = launch({"sandbox": config, "files": [], "cells": []}, limits, scratch, package_root)
     events = [f.get("event") for kind, f in outcome.frames if kind == "json" and type(f) is dict]
     if events[:1] == ["ready"] and events[-1:] == ["done"]:
         return None
-    return f"the sandbox did not start (exit {outcome.returncode}): {outcome.output[-600:]}"
+    return f"the sandbox did not start ({outcome.returncode}): {outcome.output.strip()[-300:]}"

@@ -13,6 +13,8 @@ by the judge itself, before and after; passes when the policy improved by at lea
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,12 +128,27 @@ def sampled_accuracy(policy, tokenizer, budget: TrainingBudget, seed: int) -> fl
         return accuracy(policy, tokenizer, probe, temperature=1.0, n=budget.k, seed=seed)
 
 
+_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _warm_start():
+    from grpo_edu.models import load_policy
+
+    return load_policy("add2")
+
+
+def warm_start():
+    """A fresh copy of the add2 warm start and its tokenizer (loaded from disk once per process)."""
+    with _LOCK:
+        policy, tokenizer = _warm_start()
+        return copy.deepcopy(policy), tokenizer
+
+
 @lru_cache(maxsize=4)
 def warm_start_accuracy(budget: TrainingBudget, seed: int) -> float:
     """The shipped add2 warm start's sampled accuracy on the probe (computed once per process)."""
-    from grpo_edu.models import load_policy
-
-    return sampled_accuracy(*load_policy("add2"), budget, seed)
+    return sampled_accuracy(*warm_start(), budget, seed)
 
 
 def judge_training(policy, tokenizer, budget: TrainingBudget, seed: int, before: float) -> dict:
@@ -178,11 +195,9 @@ def load_weights(blob: bytes):
     """
     from safetensors.torch import load
 
-    from grpo_edu.models import load_policy
-
     if len(blob) > MAX_WEIGHTS_BYTES:
         raise ValueError(f"the weights are {len(blob)} bytes, more than {MAX_WEIGHTS_BYTES}")
-    policy, tokenizer = load_policy("add2")
+    policy, tokenizer = warm_start()
     expected = _unique_state(policy)
     try:
         state = load(blob)
