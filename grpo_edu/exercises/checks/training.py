@@ -113,8 +113,10 @@ def train_with_loss(
     torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and 10x faster on a busy CPU
     try:
         with torch.random.fork_rng(devices=[]):
-            config, loss_fn = _config(budget, seed), student_loss_fn(fn)
-            return _train_compat(train, config, policy, tokenizer, progress, loss_fn)
+            loss_fn = student_loss_fn(fn)
+            return train(
+                _config(budget, seed), policy, tokenizer, progress=progress, loss_fn=loss_fn
+            )
     finally:
         torch.set_num_threads(threads)
 
@@ -258,17 +260,3 @@ def check_grpo_training(
             f"(last 5), in {stats['seconds']:.0f} s"
         )
     return stats
-
-
-def _train_compat(train, config, policy, tokenizer, progress, loss_fn):  # TEMPORARY
-    """Until main's trainer takes ``loss_fn`` (issue 9); removed when rebased onto it."""
-    import inspect
-
-    if "loss_fn" in inspect.signature(train).parameters:
-        return train(config, policy=policy, tokenizer=tokenizer, progress=progress, loss_fn=loss_fn)
-    from unittest import mock
-
-    from grpo_edu import algorithms
-
-    with mock.patch.object(algorithms, "policy_loss", loss_fn):
-        return train(config, policy=policy, tokenizer=tokenizer, progress=progress)
