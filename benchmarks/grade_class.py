@@ -66,7 +66,7 @@ def main() -> None:
             per_notebook[(r.notebook, kinds[r.student])].append(r.seconds)
             per_student[r.student] += r.seconds
     wrong = [
-        (r.student, r.exercise, r.status, r.reason[:80])
+        (r.student, r.exercise, r.status, r.reason[:800])
         for r in run.rows
         if r.passed != (kinds[r.student] == "solutions")
     ]
@@ -76,6 +76,7 @@ def main() -> None:
         "jobs": jobs,
         "cores": os.cpu_count(),
         "isolation": run.isolation,
+        "isolation_note": run.note,
         "machine": platform.platform(),
         "class_wall_seconds": round(wall, 1),
         "seconds_per_submission_wall": round(wall / len(seen), 2),

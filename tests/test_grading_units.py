@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -285,3 +287,61 @@ def test_a_notebook_past_its_budget_is_killed(tmp_path):
     ]
     outcome = launch(_basic_job(tmp_path, cells, limits), limits, tmp_path, PACKAGE_ROOT)
     assert outcome.killed == "timeout" and outcome.seconds < 8 + 1 + 5
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        [
+            {
+                "cell_type": "code",
+                "source": "1",
+                "metadata": {"nbgrader": "not a dict"},
+                "outputs": [],
+            }
+        ],
+        [{"cell_type": "code", "source": ["1"], "metadata": [], "outputs": []}],
+        [{"cell_type": "sql", "source": "1", "metadata": {}}],
+        [{"cell_type": "code", "source": 1, "metadata": {}, "outputs": []}],
+    ],
+)
+def test_notebooks_with_odd_cells_are_unreadable_or_harmless(tmp_path, cells):
+    from grpo_edu.exercises.notebook import grade_id
+    from grpo_edu.exercises.prepare import read_notebook
+
+    path = tmp_path / "nb.ipynb"
+    path.write_text(
+        json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
+    )
+    try:
+        nb = read_notebook(path)
+    except ValueError as err:
+        assert "not a readable notebook" in str(err)
+        return
+    assert [grade_id(c) for c in nb.cells] == [None] * len(nb.cells)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0, reason="full isolation needs root"
+)
+def test_full_sandbox_sees_only_what_it_is_given(tmp_path):
+    """A folder under /tmp (a CI checkout, say) is exposed read-only; /tmp itself is private."""
+    from grpo_edu.exercises.grade import PACKAGE_ROOT, UID_BASE
+    from grpo_edu.exercises.sandbox import sandbox_paths
+    from grpo_edu.exercises.supervise import launch
+
+    extra, hidden = tmp_path / "extra", tmp_path / "extra" / "secret"
+    hidden.mkdir(parents=True)
+    (extra / "seen.txt").write_text("seen")
+    (hidden / "answers.txt").write_text("hidden")
+    limits = Limits(timeout=60)
+    uid = UID_BASE + 99
+    config = {"isolation": "full", "uid": uid, "gid": uid, "hide": [str(hidden)],
+              "expose": [*sandbox_paths(), str(extra)], "limits": asdict(limits)}  # fmt: skip
+    source = (
+        f"import os\nprint(open({str(extra / 'seen.txt')!r}).read(), os.listdir({str(hidden)!r}),"
+        f" os.path.exists({str(tmp_path.parent)!r} + '/..'), os.getuid())"
+    )
+    job = {"sandbox": config, "files": [], "cells": [{"kind": "code", "source": source}]}
+    outcome = launch(job, limits, tmp_path, PACKAGE_ROOT)
+    assert f"seen [] True {uid}" in outcome.output, outcome.output

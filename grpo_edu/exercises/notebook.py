@@ -34,12 +34,15 @@ TESTS_SUFFIX = "_tests"
 
 
 def nbgrader(cell) -> dict:
-    """The cell's nbgrader metadata ({} for an ordinary cell)."""
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+    """The cell's nbgrader metadata ({} for an ordinary cell, or for metadata that is not a dict)."""
+    meta = cell.get("metadata")
+    meta = meta.get("nbgrader") if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
 
 
 def grade_id(cell) -> str | None:
-    return nbgrader(cell).get("grade_id")
+    gid = nbgrader(cell).get("grade_id")
+    return gid if isinstance(gid, str) else None
 
 
 def is_solution(cell) -> bool:

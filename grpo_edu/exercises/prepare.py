@@ -102,8 +102,14 @@ def read_notebook(path: Path):
         raw = f.read(MAX_NOTEBOOK_BYTES + 1)
     try:
         nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
-        if not all(isinstance(c.get("source"), str) for c in nb.cells):
-            raise ValueError("a cell without source text")
+        for cell in nb.cells:
+            if not (
+                isinstance(cell, dict)
+                and cell.get("cell_type") in ("code", "markdown", "raw")
+                and isinstance(cell.get("source"), str)
+                and isinstance(cell.get("metadata", {}), dict)
+            ):
+                raise ValueError("a cell without a type, source text or metadata")
     except Exception as err:  # bad UTF-8, not JSON, not a notebook, ...
         raise ValueError(f"not a readable notebook ({type(err).__name__}: {err})"[:400]) from None
     return nb

@@ -1,7 +1,8 @@
 """Isolation of one submission's process, with what Linux gives (entered by ``runner``).
 
-Two levels; ``grade`` picks ``full`` when it runs as root on Linux and the kernel allows
-namespaces (it probes once), else ``basic``.
+Three levels; ``grade`` picks the strongest that works here (it probes each once): ``full``
+when it runs as root on Linux, ``user`` when it does not but the kernel lets unprivileged users
+create user namespaces, else ``basic``.
 
 ``full`` (root): the runner unshares mount, PID, network and IPC namespaces and forks; the
 child is process 1 of a new PID namespace, so when it dies every process it started dies with
@@ -25,13 +26,17 @@ The parent stays root, runs no student code, forwards SIGINT (the cell timeout) 
 answers SIGTERM with SIGKILL of the child (the notebook timeout: the whole namespace dies), and
 exits with the child's status.
 
-``basic`` (not root, or no namespaces): the same rlimits, its own session, a scrubbed
+``user`` (not root): the same namespaces, new root and rlimits inside an unprivileged user
+namespace; instead of a uid of its own, the child drops every capability (``enter_user``), so it
+cannot undo its mounts. Its processes count against the grading user's process limit.
+
+``basic`` (no namespaces): the same rlimits, its own session, a scrubbed
 environment, HOME and TMPDIR in a private folder, and the working copy there. It does not stop
 the student's code from reading or writing files the grading user can (run the grader as root,
 e.g. in a container, for that), from reaching the network, or from leaving a process behind that
 moved to another session; the number of processes is capped per user, the grader's included.
 
-Neither level caps the CPU share of a submission: on a busy machine one can slow its neighbours
+No level caps the CPU share of a submission: on a busy machine one can slow its neighbours
 down (each keeps its own wall-clock budget), and memory is capped per process, not per sandbox.
 """
 
@@ -219,6 +224,7 @@ def _private_mounts(config: dict, limits: Limits) -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     keep = _minimal(list(SYSTEM_PATHS) + list(config["expose"]))
     fds = {p: os.open(p, os.O_PATH) for p in keep if os.path.lexists(p) and not os.path.islink(p)}
+    folders = {p for p in fds if os.path.isdir(p)}  # now: the new root may cover them (/tmp/...)
     links = {p: os.readlink(p) for p in keep if os.path.islink(p)}
     root = "/tmp"  # the new root: a fresh tmpfs (the host's /tmp is not in it)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits.tmp_mb}m,mode=755")
@@ -226,7 +232,7 @@ def _private_mounts(config: dict, limits: Limits) -> None:
         os.makedirs(os.path.dirname(root + path), mode=0o755, exist_ok=True)
         os.symlink(target, root + path)
     for path, fd in fds.items():
-        _bind(fd, root + path, os.path.isdir(path))
+        _bind(fd, root + path, path in folders)
     for path in config["hide"]:
         if any(path == k or path.startswith(k.rstrip("/") + "/") for k in fds):
             _hide(root + path)
