@@ -336,8 +336,8 @@ def test_full_sandbox_sees_only_what_it_is_given(tmp_path):
     (hidden / "answers.txt").write_text("hidden")
     limits = Limits(timeout=60)
     uid = UID_BASE + 99
-    config = {"isolation": "full", "uid": uid, "gid": uid, "hide": [str(hidden)],
-              "expose": [*sandbox_paths(), str(extra)], "limits": asdict(limits)}  # fmt: skip
+    config = {"isolation": "full", "uid": uid, "gid": uid, "hide": [str(hidden)]}
+    config.update(expose=[*sandbox_paths(), str(extra)], limits=asdict(limits))
     source = (
         f"import os\nprint(open({str(extra / 'seen.txt')!r}).read(), os.listdir({str(hidden)!r}),"
         f" os.path.exists({str(tmp_path.parent)!r} + '/..'), os.getuid())"

@@ -252,6 +252,12 @@ def _private_mounts(config: dict, limits: Limits) -> None:
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 """Read-only in every sandbox (with the interpreter, its packages and grpo_edu's checkout)."""
 DEVICES = ("null", "zero", "full", "random", "urandom")
+DEV_LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+}
 
 
 def _minimal(paths: list[str]) -> list[str]:
@@ -281,8 +287,7 @@ def _devices(root: str) -> None:
         _bind(fd, f"{root}/dev/{name}", False)
         _mount(None, f"{root}/dev/{name}", None, MS_BIND | MS_REMOUNT | MS_NOSUID)  # writable
         os.close(fd)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):  # fmt: skip
+    for name, target in DEV_LINKS.items():
         os.symlink(target, f"{root}/dev/{name}")
     _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
 
