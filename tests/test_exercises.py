@@ -1,10 +1,11 @@
 """Exercises: solutions pass, stubs say "not implemented yet", typical mistakes get their hint,
-the student notebooks are up to date, and the grader turns fixture submissions into a table.
+the student notebooks are up to date and locked, solutions stay off unless switched on, and the
+grader turns fixture submissions into a table.
 
 The fixture submissions (tests/fixtures/submissions/<student>/02_advantages.ipynb) are edits of
 the student version of 02_advantages: a correct one, a wrong one (population std, RLOO baseline
 with r_i), one that raises and has a syntax error, an infinite loop, a truncated file, and one
-that deleted and edited cells.
+that deleted and edited cells. Hostile ones are in test_grading_hostile.py.
 """
 
 import csv
@@ -26,9 +27,8 @@ from grpo_edu.exercises import (
 )
 from grpo_edu.exercises import hints as hints_module
 from grpo_edu.exercises.__main__ import main
-from grpo_edu.exercises.build import HIDE_LINE, STUDENT_DIR, build, instructor_notebooks, stale
-from grpo_edu.exercises.grade import _exercise_rows
-from grpo_edu.exercises.hints import NOTEBOOK_DIR
+from grpo_edu.exercises.build import ALLOW_LINE, STUDENT_DIR, build, instructor_notebooks, stale
+from grpo_edu.exercises.hints import NOTEBOOK_DIR, SolutionsHidden, solution_source
 from grpo_edu.exercises.notebook import (
     BEGIN_SOLUTION,
     comparable,
@@ -249,26 +249,35 @@ def test_detached_loss_is_reported():
 
 
 # --------------------------------------------------------------- hints and solutions
-def test_hint_is_progressive_and_show_solution_can_be_switched_off(capsys, monkeypatch):
+def test_hint_is_progressive(capsys, monkeypatch):
     monkeypatch.setattr(hints_module, "_shown", {})
-    monkeypatch.delenv(hints_module.HIDE_ENV, raising=False)
     hint("gae")
     hint("gae")
     out = capsys.readouterr().out
     assert "Hint 1/3 for gae" in out and "Hint 2/3 for gae" in out
+    with pytest.raises(ValueError, match="unknown exercise"):
+        hint("gea")
+
+
+def test_solutions_are_off_unless_switched_on(capsys, monkeypatch):
+    monkeypatch.delenv(hints_module.SHOW_ENV, raising=False)
+    monkeypatch.delenv(hints_module.HIDE_ENV, raising=False)
+    monkeypatch.setattr(hints_module, "_allowed", False)
+    show_solution("gae")
+    assert "switched off" in capsys.readouterr().out
+    with pytest.raises(SolutionsHidden):
+        solution_source("gae")  # no back door: the helper itself refuses
+    hints_module.allow_solutions()  # what a release built --with-solutions calls
     show_solution("gae")
     out = capsys.readouterr().out
     assert "def gae(" in out and "for t in reversed" in out and BEGIN_SOLUTION not in out
-    monkeypatch.setenv(hints_module.HIDE_ENV, "1")
+    monkeypatch.setenv(hints_module.HIDE_ENV, "1")  # the grader's environment wins
     show_solution("gae")
     assert "switched off" in capsys.readouterr().out
-    monkeypatch.setenv(hints_module.HIDE_ENV, "0")
-    monkeypatch.setattr(hints_module, "_hidden", False)
+    monkeypatch.delenv(hints_module.HIDE_ENV)
     hints_module.hide_solutions()
-    show_solution("gae")
-    assert "switched off" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="unknown exercise"):
-        hint("gea")
+    monkeypatch.setenv(hints_module.SHOW_ENV, "1")  # self-study
+    assert "def gae(" in solution_source("gae")
 
 
 # ------------------------------------------------------------------------ notebooks
@@ -282,7 +291,7 @@ def test_student_versions_are_up_to_date(tmp_path):
     assert stale() == []
 
 
-def test_notebooks_carry_nbgrader_metadata_and_no_outputs():
+def test_notebooks_carry_nbgrader_metadata_locks_and_no_outputs():
     for path in instructor_notebooks():
         instructor = nbformat.read(path, as_version=4)
         student = nbformat.read(STUDENT_DIR / path.name, as_version=4)
@@ -293,17 +302,34 @@ def test_notebooks_carry_nbgrader_metadata_and_no_outputs():
                 assert stub.source.startswith(head)  # signature and docstring kept
                 indent = head.split("\n")[-1]
                 assert f"\n{indent}raise NotImplementedError()" in stub.source
+                assert stub.metadata["deletable"] is False and "editable" not in stub.metadata
             if is_test(cell):
                 assert {"grade_id", "points", "schema_version"} <= set(nbgrader(cell))
                 assert "HIDDEN TESTS" in cell.source and "HIDDEN" not in stub.source
                 assert cell.source.startswith(stub.source)
+            if is_test(cell) or nbgrader(cell).get("locked"):  # as nbgrader's release locks them
+                assert stub.metadata["editable"] is False and stub.metadata["deletable"] is False
+            if not nbgrader(cell):
+                assert "editable" not in stub.metadata and "deletable" not in stub.metadata
 
 
-def test_build_can_switch_solutions_off(tmp_path):
-    build(out=tmp_path, hide_solutions=True)
+def test_student_notebooks_carry_no_solution_text():
+    for path in instructor_notebooks():
+        instructor = nbformat.read(path, as_version=4)
+        student = "\n".join(
+            c.source for c in nbformat.read(STUDENT_DIR / path.name, as_version=4).cells
+        )
+        assert "allow_solutions" not in student and "BEGIN SOLUTION" not in student
+        for cell in (c for c in instructor.cells if is_solution(c)):
+            body = cell.source.split(BEGIN_SOLUTION)[1].split("### END SOLUTION")[0].strip()
+            assert body.splitlines()[0].strip() not in student, (path.name, grade_id(cell))
+
+
+def test_build_can_switch_solutions_on(tmp_path):
+    build(out=tmp_path, with_solutions=True)
     nb = nbformat.read(tmp_path / "03_gae.ipynb", as_version=4)
     setup = next(c for c in nb.cells if grade_id(c) == "setup")
-    assert setup.source.endswith(HIDE_LINE)
+    assert setup.source.endswith(ALLOW_LINE)
 
 
 def test_unbalanced_solution_markers_are_an_error():
@@ -315,48 +341,78 @@ def test_unbalanced_solution_markers_are_an_error():
 
 
 # --------------------------------------------------------------------------- grader
-EXPECTED = {  # (student, exercise) -> (passed, substring of the message)
-    ("alice_correct", "group_advantages"): (True, ""),
-    ("alice_correct", "rloo_advantages"): (True, ""),
-    ("bob_wrong", "group_advantages"): (False, "population std (ddof=0"),
-    ("bob_wrong", "rloo_advantages"): (False, "includes r_i itself"),
-    ("carol_raises", "group_advantages"): (False, "group_advantages raised IndexError"),
-    ("carol_raises", "rloo_advantages"): (False, "solution cell: SyntaxError"),
-    ("dave_loops", "group_advantages"): (False, "did not finish within"),
-    ("dave_loops", "rloo_advantages"): (True, ""),
-    ("erin_malformed", "group_advantages"): (False, "could not read the notebook"),
-    ("erin_malformed", "rloo_advantages"): (False, "could not read the notebook"),
-    ("frank_deleted_cells", "group_advantages"): (True, ""),  # setup and edited check restored
-    ("frank_deleted_cells", "rloo_advantages"): (False, "'rloo_advantages_tests' was deleted"),
+EXPECTED = {  # (student, exercise) -> (status, points, substring of the reason)
+    ("alice_correct", "group_advantages"): ("graded", 1.0, ""),
+    ("alice_correct", "rloo_advantages"): ("graded", 1.0, ""),
+    ("bob_wrong", "group_advantages"): ("graded", 0.0, "population std (ddof=0"),
+    ("bob_wrong", "rloo_advantages"): ("graded", 0.0, "includes r_i itself"),
+    ("carol_raises", "group_advantages"): ("graded", 0.0, "group_advantages raised IndexError"),
+    ("carol_raises", "rloo_advantages"): ("graded", 0.0, "solution cell: SyntaxError"),
+    ("dave_loops", "group_advantages"): ("graded", 0.0, "did not finish within"),
+    ("dave_loops", "rloo_advantages"): ("graded", 1.0, ""),
+    ("erin_malformed", "group_advantages"): ("unreadable", 0.0, "could not read the notebook"),
+    ("erin_malformed", "rloo_advantages"): ("unreadable", 0.0, "could not read the notebook"),
+    ("frank_deleted_cells", "group_advantages"): ("graded", 1.0, ""),  # setup and check restored
+    ("frank_deleted_cells", "rloo_advantages"): (
+        "graded",
+        0.0,
+        "'rloo_advantages_tests' was deleted",
+    ),
 }
+
+
+def _table(path: Path) -> dict:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {(r["student"], r["exercise"]): r for r in rows}
 
 
 def test_grader_on_fixture_submissions(tmp_path, capsys):
     out = tmp_path / "grades.csv"
-    argv = ["grade", str(FIXTURES), "--out", str(out), "--timeout", "30", "--cell-timeout", "5"]
+    argv = ["grade", str(FIXTURES), "--out", str(out), "--timeout", "60", "--cell-timeout", "5"]
     assert main(argv) == 0
-    with open(out, newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["student", "exercise", "passed", "message"]
-    table = {(r["student"], r["exercise"]): (r["passed"] == "True", r["message"]) for r in rows}
+    header = out.read_text().splitlines()[0]
+    assert header == "student,notebook,exercise,status,points,max_points,reason,seconds"
+    assert oct(out.stat().st_mode & 0o777) == "0o600"  # grades are the instructor's to read
+    table = _table(out)
     assert set(table) == set(EXPECTED)
-    for key, (passed, fragment) in EXPECTED.items():
-        assert table[key][0] == passed and fragment in table[key][1], (key, table[key])
+    for key, (status, points, fragment) in EXPECTED.items():
+        row = table[key]
+        assert (row["status"], float(row["points"])) == (status, points), (key, row)
+        assert fragment in row["reason"] and float(row["max_points"]) == 1.0, (key, row)
     summary = capsys.readouterr().out
+    assert "alice_correct" in summary and "2/2" in summary and "submissions graded" in summary
+
+
+def test_grader_resumes_and_keeps_what_it_graded(tmp_path):
+    from grpo_edu.exercises.grade import grade
+
+    out = tmp_path / "grades.csv"
+    subs = tmp_path / "subs"
+    for name in ("alice_correct", "erin_malformed"):
+        (subs / name).mkdir(parents=True)
+        (subs / name / "02_advantages.ipynb").write_bytes(
+            (FIXTURES / name / "02_advantages.ipynb").read_bytes()
+        )
+    first = grade(subs, out, jobs=1)
+    assert first.graded == 2
+    alice = [r for r in _table(out).values() if r["student"] == "alice_correct"]
+    lines = out.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith("erin")]
+    out.write_text("".join(kept) + "erin_malformed,02_advantages.ipyn")  # interrupted mid-row
+    again = grade(subs, out, jobs=1)
+    assert again.graded == 1  # only erin, whose row was cut; alice's rows are kept as they were
+    table = _table(out)
     assert (
-        "alice_correct" in summary
-        and "pass rate: group_advantages 2/6, rloo_advantages 2/6" in summary
+        len(table) == 4 and [r for r in table.values() if r["student"] == "alice_correct"] == alice
     )
 
 
-def test_exercises_not_run_before_the_notebook_timeout_fail():
-    nb = nbformat.read(NOTEBOOK_DIR / "02_advantages.ipynb", as_version=4)
-    results = {"setup": None, "group_advantages": None, "group_advantages_tests": None}
-    rows = _exercise_rows(nb, results, missing=set(), timeout=30)
-    assert rows == [
-        ("group_advantages", True, ""),
-        ("rloo_advantages", False, "not run: the notebook used up its 30 s"),
-    ]
+def test_points_come_from_nbgrader_metadata():
+    from grpo_edu.exercises.prepare import Assignment
+
+    nb = nbformat.read(NOTEBOOK_DIR / "05_grpo_step.ipynb", as_version=4)
+    assert Assignment("05_grpo_step.ipynb", nb).points == {"grpo_loss": 2.0}
 
 
 @pytest.mark.slow

@@ -1,15 +1,15 @@
-"""The machinery every check shares: cases, comparison with the reference, precise messages.
+"""What every check shares: cases, mistakes, the comparison with the reference, the messages.
 
-A check runs the student's function and the library's reference on the same ``Case`` (inputs
-cloned for each call, so an in-place edit cannot spoil the reference), compares the results and,
-at the first difference, raises ``ExerciseFailed`` with a message that names the case, shows the
-input, the expected and the obtained value and where they first differ. When the student's output
-equals the output of a known ``Mistake`` (population std, forgotten mask, ...), the mistake's
-tailored hint is added; otherwise the hint attached to the case, if any.
+A ``Case`` is one input of a check; a ``Mistake`` a typical wrong implementation with the hint
+to give when a student's output equals its output. ``value_problem`` says how an obtained value
+differs from the expected one (type, shape, dtype, NaN, values), and ``fail`` raises the
+``ExerciseFailed`` that names the case, shows input, expected and obtained values, and adds the
+tailored hint. ``judge`` uses them on the grader's side, ``check_*`` in a notebook.
 
 ``ExerciseFailed`` subclasses ``AssertionError``: a failing check fails a cell, a pytest test and
 an nbgrader test cell alike. Student code that is still a stub raises ``NotImplementedYet``
-(a subclass) whose message says "not implemented yet".
+(a subclass) whose message says "not implemented yet". ``show`` is how notebook helpers put a
+line under a cell (IPython's ``display``; a plain ``print`` outside IPython).
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from .codec import Opaque
+from .display import show  # noqa: F401  (re-exported for the checks)
 
 ATOL, RTOL = 1e-5, 1e-4
 """Tolerances of every numeric comparison (float32 sums in another order differ by ~1e-7)."""
@@ -97,38 +100,21 @@ def not_implemented_message(exercise: str) -> str:
     )
 
 
-def call_student(exercise: str, fn: Callable, case: Case, error_hints=()) -> Any:
-    """``fn`` on the case; a stub or an exception becomes an ``ExerciseFailed`` with context.
-
-    ``error_hints`` are ``(substring, hint)`` pairs: when the exception's text contains the
-    substring (e.g. a broadcasting error), the hint is added to the message.
-    """
-    __tracebackhide__ = True  # IPython, pytest: hide checker frames
-    if not callable(fn):
-        raise ExerciseFailed(
-            exercise, f"check_{exercise} expects your function, got {type(fn).__name__}"
-        )
-    try:
-        return case.call(fn)
-    except NotImplementedError:
-        raise NotImplementedYet(exercise, not_implemented_message(exercise)) from None
-    except Exception as err:
-        text = f"{type(err).__name__}: {err}"
-        hints = [h for s, h in error_hints if s in text] or ([case.hint] if case.hint else [])
-        message = f"{exercise} raised {text}\n  case:  {case.label}\n  input: {case.describe()}"
-        raise ExerciseFailed(exercise, _with_hints(message, hints, exercise)) from err
-
-
-def _with_hints(message: str, hints: Sequence[str], exercise: str) -> str:
+def with_hints(message: str, hints: Sequence[str], exercise: str) -> str:
     lines = [message] + [f"Hint: {h}" for h in hints]
     lines.append(f"(more help: hint({exercise!r}); the library's reference is the expected value)")
     return "\n".join(lines)
 
 
+def type_name(x: Any) -> str:
+    """``x``'s type as a student knows it (an ``Opaque`` value: the type it had in the notebook)."""
+    return x.type_name.rsplit(".", 1)[-1] if isinstance(x, Opaque) else type(x).__name__
+
+
 def tensor_problem(got: Any, expected: Tensor, name: str = "result") -> str | None:
     """Why ``got`` differs from ``expected`` (type, shape, dtype, NaN, values), or None."""
     if not isinstance(got, Tensor):
-        return f"{name}: expected a torch.Tensor of shape {tuple(expected.shape)}, got {type(got).__name__}"
+        return f"{name}: expected a torch.Tensor of shape {tuple(expected.shape)}, got {type_name(got)}"
     if got.shape != expected.shape:
         same_size = " (same number of elements: reshape it)" * (got.numel() == expected.numel())
         return f"{name}: shape mismatch: expected {tuple(expected.shape)}, got {tuple(got.shape)}{same_size}"
@@ -167,14 +153,14 @@ def value_problem(got: Any, expected: Any, name: str = "result", names=()) -> st
     if isinstance(expected, tuple):
         what = f"({', '.join(names)})" if names else f"of {len(expected)} values"
         if not isinstance(got, tuple) or len(got) != len(expected):
-            kind = f"a tuple of {len(got)}" if isinstance(got, tuple) else type(got).__name__
+            kind = f"a tuple of {len(got)}" if isinstance(got, tuple) else type_name(got)
             return f"{name}: expected a tuple {what}, got {kind}"
         names = names or [f"{name}[{i}]" for i in range(len(expected))]
         problems = (value_problem(g, e, n) for g, e, n in zip(got, expected, names, strict=True))
         return next((p for p in problems if p), None)
     if isinstance(expected, list):
         if not isinstance(got, list) or len(got) != len(expected):
-            kind = f"list of {len(got)}" if isinstance(got, list) else type(got).__name__
+            kind = f"list of {len(got)}" if isinstance(got, list) else type_name(got)
             return f"{name}: expected a list of {len(expected)} values, got {kind}"
         problems = (
             value_problem(g, e, f"{name}[{i}]")
@@ -183,7 +169,7 @@ def value_problem(got: Any, expected: Any, name: str = "result", names=()) -> st
         return next((p for p in problems if p), None)
     if type(got) is not type(expected):
         what = "None" if expected is None else f"{expected!r} ({type(expected).__name__})"
-        return f"{name}: expected {what}, got {got!r} ({type(got).__name__})"
+        return f"{name}: expected {what}, got {got!r} ({type_name(got)})"
     if got != expected and not (isinstance(got, float) and abs(got - expected) <= ATOL):
         return f"{name}: expected {expected!r}, got {got!r}"
     return None
@@ -213,55 +199,4 @@ def fail(exercise: str, case: Case, problem: str, expected: Any, got: Any, hints
         f"{exercise}: {problem}\n  case:     {case.label}\n  input:    {case.describe()}\n"
         f"  expected: {fmt(expected)}\n  got:      {fmt(got)}"
     )
-    raise ExerciseFailed(exercise, _with_hints(message, hints, exercise))
-
-
-def check_inputs_unchanged(exercise: str, case: Case, fn: Callable) -> None:
-    """Fail if ``fn`` edits its tensor inputs in place (the caller's data would be corrupted)."""
-    __tracebackhide__ = True  # IPython, pytest: hide checker frames
-    args = copy.deepcopy(case.args)
-    try:
-        kwargs = copy.deepcopy(case.kwargs)
-        fn(**args, **kwargs) if case.by_keyword else fn(*args.values(), **kwargs)
-    except Exception:
-        return  # errors are reported by call_student
-    for name, value in args.items():
-        if isinstance(value, Tensor) and not torch.equal(value, case.args[name]):
-            raise ExerciseFailed(
-                exercise,
-                f"{exercise} changed its input `{name}` in place (case: {case.label}).\n"
-                f"Hint: use out-of-place operations (x = x - m, not x -= m or x.sub_(m)); the "
-                f"caller still needs its {name}.",
-            )
-
-
-def run_cases(
-    exercise: str,
-    fn: Callable,
-    reference: Callable,
-    cases: Sequence[Case],
-    mistakes: Sequence[Mistake] = (),
-    error_hints: Sequence[tuple[str, str]] = (),
-    quiet: bool = False,
-    names: Sequence[str] = (),
-) -> None:
-    """Compare ``fn`` with ``reference`` on every case; raise at the first difference.
-
-    ``error_hints``: see ``call_student``; ``names``: of a tuple result's elements.
-    """
-    __tracebackhide__ = True  # IPython, pytest: hide checker frames
-    for case in cases:
-        expected = case.call(reference)
-        got = call_student(exercise, fn, case, error_hints)
-        problem = value_problem(got, expected, names=names)
-        if problem:
-            hint = matching_hint(case, got, mistakes) or case.hint
-            fail(exercise, case, problem, expected, got, [hint] if hint else [])
-        check_inputs_unchanged(exercise, case, fn)
-    if not quiet:
-        passed(exercise, f"all {len(cases)} cases match the library's reference")
-
-
-def passed(exercise: str, detail: str) -> None:
-    """The one line a passing check prints."""
-    print(f"✓ {exercise}: {detail}")
+    raise ExerciseFailed(exercise, with_hints(message, hints, exercise))

@@ -14,7 +14,10 @@ An instructor notebook marks its cells the way nbgrader does, so nbgrader can us
 
 The student version replaces each solution region by nbgrader's stub (``# YOUR CODE HERE`` and
 ``raise NotImplementedError()``, at the marker's indentation, so the signature and docstring
-above it stay), drops hidden tests, and clears outputs.
+above it stay), drops hidden tests, clears outputs, and locks cells as nbgrader's release does
+(``lock``): locked and test cells get ``editable: false`` and ``deletable: false``, solution
+cells ``deletable: false``. The locks are a courtesy of the notebook interface; the grader does
+not rely on them (it restores every locked and test cell from the instructor's notebook).
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ TESTS_SUFFIX = "_tests"
 
 
 def nbgrader(cell) -> dict:
-    """The cell's nbgrader metadata ({} for an ordinary cell)."""
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+    """The cell's nbgrader metadata ({} for an ordinary cell, or for metadata that is not a dict)."""
+    meta = cell.get("metadata")
+    meta = meta.get("nbgrader") if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
 
 
 def grade_id(cell) -> str | None:
-    return nbgrader(cell).get("grade_id")
+    gid = nbgrader(cell).get("grade_id")
+    return gid if isinstance(gid, str) else None
 
 
 def is_solution(cell) -> bool:
@@ -118,8 +124,19 @@ def clear_outputs(nb) -> None:
         cell.get("metadata", {}).pop("execution", None)
 
 
+def lock(cell) -> None:
+    """nbgrader's cell locks, in place: what the student may not edit or delete."""
+    meta = nbgrader(cell)
+    if not meta:
+        return
+    if meta.get("locked") or is_test(cell):
+        cell.metadata.update(editable=False, deletable=False)
+    elif meta.get("solution"):
+        cell.metadata["deletable"] = False
+
+
 def student_version(instructor_nb):
-    """A copy with solutions stubbed, hidden tests removed, outputs cleared."""
+    """A copy with solutions stubbed, hidden tests removed, outputs cleared, cells locked."""
     nb = copy.deepcopy(instructor_nb)
     for cell in nb.cells:
         try:
@@ -129,6 +146,7 @@ def student_version(instructor_nb):
                 cell.source = strip_hidden_tests(cell.source)
         except ValueError as err:
             raise ValueError(f"cell {grade_id(cell) or cell.get('id')}: {err}") from None
+        lock(cell)
     clear_outputs(nb)
     return nb
 

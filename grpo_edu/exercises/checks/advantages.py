@@ -8,7 +8,8 @@ import torch
 
 from grpo_edu import advantages as lib
 
-from ..feedback import Case, Mistake, run_cases
+from ..feedback import Case, Mistake
+from ..judge import CaseCheck, run_check
 
 
 def _t(*values) -> torch.Tensor:
@@ -92,6 +93,11 @@ GROUP_MISTAKES = [
 ]
 
 
+def group_advantages_check(seed: int = 0, n_random: int = 5) -> CaseCheck:
+    cases = _REWARD_CASES + _random_rewards(seed, n_random)
+    return CaseCheck("group_advantages", cases, lib.group_advantages, GROUP_MISTAKES, _VIEW_ERRORS)
+
+
 def check_group_advantages(
     fn: Callable, *, seed: int = 0, n_random: int = 5, quiet: bool = False
 ) -> None:
@@ -102,16 +108,7 @@ def check_group_advantages(
     ``n_random`` random batches drawn with ``seed``.
     """
     __tracebackhide__ = True  # IPython, pytest: hide checker frames
-    cases = _REWARD_CASES + _random_rewards(seed, n_random)
-    run_cases(
-        "group_advantages",
-        fn,
-        lib.group_advantages,
-        cases,
-        GROUP_MISTAKES,
-        _VIEW_ERRORS,
-        quiet=quiet,
-    )
+    run_check(group_advantages_check(seed, n_random), fn, quiet)
 
 
 _VIEW_ERRORS = [
@@ -149,15 +146,17 @@ RLOO_MISTAKES = [
 ]
 
 
+def rloo_advantages_check(seed: int = 0, n_random: int = 5) -> CaseCheck:
+    cases = _REWARD_CASES + _random_rewards(seed, n_random)
+    return CaseCheck("rloo_advantages", cases, lib.rloo_advantages, RLOO_MISTAKES, _VIEW_ERRORS)
+
+
 def check_rloo_advantages(
     fn: Callable, *, seed: int = 0, n_random: int = 5, quiet: bool = False
 ) -> None:
     """Compare your ``rloo_advantages(rewards, group_size)`` with the library's."""
     __tracebackhide__ = True  # IPython, pytest: hide checker frames
-    cases = _REWARD_CASES + _random_rewards(seed, n_random)
-    run_cases(
-        "rloo_advantages", fn, lib.rloo_advantages, cases, RLOO_MISTAKES, _VIEW_ERRORS, quiet=quiet
-    )
+    run_check(rloo_advantages_check(seed, n_random), fn, quiet)
 
 
 # ------------------------------------------------------------------------------------ GAE
@@ -212,13 +211,7 @@ GAE_MISTAKES = [
 ]
 
 
-def check_gae(fn: Callable, *, seed: int = 0, n_random: int = 4, quiet: bool = False) -> None:
-    """Compare your ``gae(token_rewards, values, mask, gamma, lam) -> (advantages, returns)``.
-
-    Reference: ``grpo_edu.advantages.gae``. The inputs hold nonzero values on the padding, as
-    real critic outputs do, so a forgotten mask shows.
-    """
-    __tracebackhide__ = True  # IPython, pytest: hide checker frames
+def gae_check(seed: int = 0, n_random: int = 4) -> CaseCheck:
     cases = [
         _gae_case("one row, no padding, gamma=1", [4], 4, 1.0, 0.95, 0),
         _gae_case("lam=1: A_t = (sum of future rewards) - V_t", [3, 3], 3, 1.0, 1.0, 1),
@@ -242,4 +235,14 @@ def check_gae(fn: Callable, *, seed: int = 0, n_random: int = 4, quiet: bool = F
         ).tolist()
         gamma, lam = [1.0, 0.99, 0.9][i % 3], [0.95, 0.9, 1.0, 0.5][i % 4]
         cases.append(_gae_case(f"random rows #{i}", lengths, T, gamma, lam, seed * 100 + i))
-    run_cases("gae", fn, lib.gae, cases, GAE_MISTAKES, quiet=quiet, names=("advantages", "returns"))
+    return CaseCheck("gae", cases, lib.gae, GAE_MISTAKES, names=("advantages", "returns"))
+
+
+def check_gae(fn: Callable, *, seed: int = 0, n_random: int = 4, quiet: bool = False) -> None:
+    """Compare your ``gae(token_rewards, values, mask, gamma, lam) -> (advantages, returns)``.
+
+    Reference: ``grpo_edu.advantages.gae``. The inputs hold nonzero values on the padding, as
+    real critic outputs do, so a forgotten mask shows.
+    """
+    __tracebackhide__ = True  # IPython, pytest: hide checker frames
+    run_check(gae_check(seed, n_random), fn, quiet)

@@ -13,7 +13,7 @@ import torch
 from grpo_edu import losses as lib
 
 from ..feedback import Case, Mistake
-from ..gradients import run_with_gradients
+from ..judge import CaseCheck, run_check
 
 
 def random_logps(B: int, T: int, g: torch.Generator, spread: float = 0.4):
@@ -125,6 +125,13 @@ BROADCAST = [
 ]
 
 
+def clipped_surrogate_check(seed: int = 0, n_random: int = 5) -> CaseCheck:
+    cases = _surrogate_cases(seed, n_random)
+    return CaseCheck(
+        "clipped_surrogate", cases, _surrogate_ref, SURROGATE_MISTAKES, BROADCAST, wrt="logp"
+    )
+
+
 def check_clipped_surrogate(
     fn: Callable, *, seed: int = 0, n_random: int = 5, quiet: bool = False
 ) -> None:
@@ -134,17 +141,7 @@ def check_clipped_surrogate(
     per-token loss. Values first, then the gradient w.r.t. ``logp`` on every case.
     """
     __tracebackhide__ = True  # IPython, pytest: hide checker frames
-    cases = _surrogate_cases(seed, n_random)
-    run_with_gradients(
-        "clipped_surrogate",
-        fn,
-        _surrogate_ref,
-        cases,
-        SURROGATE_MISTAKES,
-        BROADCAST,
-        "logp",
-        quiet,
-    )
+    run_check(clipped_surrogate_check(seed, n_random), fn, quiet)
 
 
 # ---------------------------------------------------------------------------------- k3 KL
@@ -178,9 +175,7 @@ KL_MISTAKES = [
 ]
 
 
-def check_kl_k3(fn: Callable, *, seed: int = 0, n_random: int = 5, quiet: bool = False) -> None:
-    """Compare your ``kl_k3(logp, ref_logp)`` -> (B, T) with ``kl_penalty(..., "k3")``."""
-    __tracebackhide__ = True  # IPython, pytest: hide checker frames
+def kl_k3_check(seed: int = 0, n_random: int = 5) -> CaseCheck:
     lp = torch.log(torch.tensor([[0.5, 0.25, 0.9], [0.1, 0.5, 0.5]]))
     ref = torch.log(torch.tensor([[0.5, 0.5, 0.3], [0.4, 0.05, 0.5]]))
     cases = [
@@ -192,7 +187,13 @@ def check_kl_k3(fn: Callable, *, seed: int = 0, n_random: int = 5, quiet: bool =
         B, T = (int(x) for x in torch.randint(1, 6, (2,), generator=g))
         logp, ref_logp = random_logps(B, T, g, spread=0.5)
         cases.append(Case(f"random (B={B}, T={T}) #{i}", {"logp": logp, "ref_logp": ref_logp}))
-    run_with_gradients("kl_k3", fn, _k3_ref, cases, KL_MISTAKES, (), "logp", quiet)
+    return CaseCheck("kl_k3", cases, _k3_ref, KL_MISTAKES, wrt="logp")
+
+
+def check_kl_k3(fn: Callable, *, seed: int = 0, n_random: int = 5, quiet: bool = False) -> None:
+    """Compare your ``kl_k3(logp, ref_logp)`` -> (B, T) with ``kl_penalty(..., "k3")``."""
+    __tracebackhide__ = True  # IPython, pytest: hide checker frames
+    run_check(kl_k3_check(seed, n_random), fn, quiet)
 
 
 # ---------------------------------------------------------------------------- aggregation
@@ -239,11 +240,7 @@ AGGREGATE_MISTAKES = [
 ]
 
 
-def check_grpo_aggregate(
-    fn: Callable, *, seed: int = 0, n_random: int = 5, quiet: bool = False
-) -> None:
-    """Compare your ``grpo_aggregate(per_token_loss, mask)`` -> scalar with ``aggregate(.., "grpo")``."""
-    __tracebackhide__ = True  # IPython, pytest: hide checker frames
+def grpo_aggregate_check(seed: int = 0, n_random: int = 5) -> CaseCheck:
     x = torch.tensor([[1.0, 2.0, 3.0, 7.0], [4.0, 9.0, 9.0, 9.0], [2.0, 2.0, 2.0, 2.0]])
     mask = torch.tensor([[1.0, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]])
     cases = [
@@ -268,6 +265,14 @@ def check_grpo_aggregate(
                 {"per_token_loss": torch.randn(B, T, generator=g), "mask": m},
             )
         )
-    run_with_gradients(
-        "grpo_aggregate", fn, _aggregate_ref, cases, AGGREGATE_MISTAKES, (), "per_token_loss", quiet
+    return CaseCheck(
+        "grpo_aggregate", cases, _aggregate_ref, AGGREGATE_MISTAKES, wrt="per_token_loss"
     )
+
+
+def check_grpo_aggregate(
+    fn: Callable, *, seed: int = 0, n_random: int = 5, quiet: bool = False
+) -> None:
+    """Compare your ``grpo_aggregate(per_token_loss, mask)`` -> scalar with ``aggregate(.., "grpo")``."""
+    __tracebackhide__ = True  # IPython, pytest: hide checker frames
+    run_check(grpo_aggregate_check(seed, n_random), fn, quiet)

@@ -10,7 +10,8 @@ import numpy as np
 from grpo_edu.rewards import correctness_reward
 from grpo_edu.tasks import MAX_ANSWER_DIGITS, parse_answer
 
-from ..feedback import Case, Mistake, run_cases
+from ..feedback import Case, Mistake
+from ..judge import CaseCheck, run_check
 
 _ASCII_ONLY = (
     "only the ASCII digits 0-9 count: str.isdigit(), int() and the regex \\d also accept "
@@ -77,6 +78,14 @@ def _random_texts(seed: int, n: int) -> list[str]:
     return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))) for _ in range(n)]
 
 
+def parse_answer_check(seed: int = 0, n_random: int = 10) -> CaseCheck:
+    cases = [Case(label, {"text": text}, hint) for label, text, hint in _PARSE_CASES]
+    cases += [
+        Case(f"random text #{i}", {"text": t}) for i, t in enumerate(_random_texts(seed, n_random))
+    ]
+    return CaseCheck("parse_answer", cases, parse_answer)
+
+
 def check_parse_answer(fn: Callable, *, seed: int = 0, n_random: int = 10, quiet: bool = False):
     """Compare your ``parse_answer(text) -> int | None`` with ``grpo_edu.tasks.parse_answer``.
 
@@ -84,11 +93,7 @@ def check_parse_answer(fn: Callable, *, seed: int = 0, n_random: int = 10, quiet
     ``seed``. Raises ``ExerciseFailed`` (an ``AssertionError``) at the first difference.
     """
     __tracebackhide__ = True  # IPython, pytest: hide checker frames
-    cases = [Case(label, {"text": text}, hint) for label, text, hint in _PARSE_CASES]
-    cases += [
-        Case(f"random text #{i}", {"text": t}) for i, t in enumerate(_random_texts(seed, n_random))
-    ]
-    run_cases("parse_answer", fn, parse_answer, cases, quiet=quiet)
+    run_check(parse_answer_check(seed, n_random), fn, quiet)
 
 
 _TRL_EXTRAS = {"completion_ids": None, "trainer_state": None}
@@ -123,15 +128,7 @@ _REWARD_MISTAKES = [
 ]
 
 
-def check_correctness_reward(
-    fn: Callable, *, seed: int = 0, n_random: int = 10, quiet: bool = False
-):
-    """Compare your TRL-style ``correctness_reward`` with ``grpo_edu.rewards.correctness_reward``.
-
-    The check calls it as TRL's ``GRPOTrainer`` does: keyword arguments only, with extra columns
-    (``completion_ids``, ``trainer_state``) that a reward must accept and ignore (``**kwargs``).
-    """
-    __tracebackhide__ = True  # IPython, pytest: hide checker frames
+def correctness_reward_check(seed: int = 0, n_random: int = 10) -> CaseCheck:
     cases = [
         _reward_case(
             "four answers to one prompt", ["47+8="] * 4, ["55", " 55", "55abc", "54"], [55] * 4
@@ -163,6 +160,16 @@ def check_correctness_reward(
             "must be called prompts, completions and answer (the dataset column).",
         ),
     ]
-    run_cases(
-        "correctness_reward", fn, correctness_reward, cases, _REWARD_MISTAKES, errors, quiet=quiet
-    )
+    return CaseCheck("correctness_reward", cases, correctness_reward, _REWARD_MISTAKES, errors)
+
+
+def check_correctness_reward(
+    fn: Callable, *, seed: int = 0, n_random: int = 10, quiet: bool = False
+):
+    """Compare your TRL-style ``correctness_reward`` with ``grpo_edu.rewards.correctness_reward``.
+
+    The check calls it as TRL's ``GRPOTrainer`` does: keyword arguments only, with extra columns
+    (``completion_ids``, ``trainer_state``) that a reward must accept and ignore (``**kwargs``).
+    """
+    __tracebackhide__ = True  # IPython, pytest: hide checker frames
+    run_check(correctness_reward_check(seed, n_random), fn, quiet)
