@@ -84,10 +84,13 @@ def test_install_cell_in_a_fresh_colab_runtime(tmp_path):
 
     if not (ROOT / ".git").exists():
         pytest.skip("needs a git checkout to clone from")
-    content, fake = tmp_path / "content", tmp_path / "fake_colab"
+    content, fake, ipython = tmp_path / "content", tmp_path / "fake_colab", tmp_path / "ipython"
     (fake / "google" / "colab").mkdir(parents=True)
     (fake / "google" / "__init__.py").write_text("")
     (fake / "google" / "colab" / "__init__.py").write_text("")
+    startup = ipython / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-colab.py").write_text("import google.colab\n")  # Colab's kernel imports it
     content.mkdir()
     cell = COLAB_INSTALL_CELL.replace(f"https://github.com/{REPOSITORY}.git", ROOT.as_uri())
     cell = cell.replace("/content", str(content))
@@ -106,11 +109,15 @@ def test_install_cell_in_a_fresh_colab_runtime(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(fake)  # google.colab importable; the checkout is not
+    env["IPYTHONDIR"] = str(ipython)
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3").execute(cwd=str(tmp_path), env=env)
+        client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True)
+        client.execute(cwd=str(tmp_path), env=env)
     finally:
         subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "grpo_edu"])
-    text = "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    text = "".join(o.get("text", "") for cell in nb.cells for o in cell.outputs)
     clone = content / "grpo_edu"
+    errors = [o for cell in nb.cells for o in cell.outputs if o.output_type == "error"]
+    assert not errors, f"{errors[0].ename}: {errors[0].evalue}\n{text}"
     assert f"FILE {clone / 'grpo_edu' / '__init__.py'}" in text, text
     assert f"CWD {clone / 'notebooks'}" in text and "PNG True" in text, text
