@@ -18,6 +18,7 @@ python -m pip install -q -r .ci/old_versions.txt
 # test tools only; the course's dependencies stay at the pins above (pip would not upgrade them)
 python -m pip install -q "pytest>=8.0" "nbmake>=1.5" "nbformat>=5.9" "nbclient>=0.10" \
     "ipykernel>=6.0" -c .ci/old_versions.txt
+python -m pip uninstall -q -y grpo_edu 2>/dev/null || true  # as on Colab: not installed
 python - <<'PY'
 import importlib.metadata as md
 names = ["torch", "ipywidgets", "transformers", "tokenizers", "pandas", "matplotlib", "numpy"]

@@ -33,7 +33,6 @@ html_theme_options = {
     "repository_branch": BRANCH,
     "path_to_docs": "",
     "use_repository_button": True,
-    
     "launch_buttons": {"colab_url": "https://colab.research.google.com"},
     "home_page_in_toc": True,
     "show_toc_level": 2,

@@ -372,3 +372,12 @@ def test_search_works_offline(site, server, browser):
     )
     assert page.locator("#search-results li").count() > 3
     page.close()
+
+
+def test_book_command_line():
+    from grpo_edu.cli import build_parser
+
+    args = build_parser().parse_args(["book", "--fast", "--jobs", "2", "--out", "x"])
+    assert (args.fast, args.jobs, str(args.out), args.fresh) == (True, 2, "x", False)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["book", "--jobs", "0"])

@@ -215,6 +215,7 @@ def test_torchrun_two_processes_same_weights_same_global_batch(tmp_path):
         assert rank["completions_scored_per_step"] == [8, 8]  # half of the 16 per step
         assert len(rank["reward"]) == 2 and all(math.isfinite(x) for x in rank["reward"])
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    assert ranks[0]["reward"] == ranks[1]["reward"]  # TRL logs the mean over both ranks
     start, _ = load_policy("add2")
     assert ranks[0]["weights_sha256"] != trl_bridge.weights_digest(start)  # trained
     assert (out / "policy" / "model.safetensors").exists()
