@@ -54,9 +54,27 @@ def test_every_explorer_has_a_gallery_of_real_controls():
 def test_gallery_captions_say_what_the_library_computes():
     """The captions are claims about figures: check each number or direction they state."""
     from grpo_edu.advantages import group_advantages
-    from grpo_edu.explain import answer_push, kl_estimates, prob_all_equal, token_weights
+    from grpo_edu.explain import (
+        answer_push,
+        clip_curves,
+        kl_estimates,
+        prob_all_equal,
+        token_weights,
+    )
 
     torch = pytest.importorskip("torch")
+
+    def zero_grad_region(advantage=1.0, clip_eps=0.2, clip_eps_high=0.2):
+        c = clip_curves(advantage, clip_eps, clip_eps_high)
+        zero = c.grad == 0
+        return c.ratio[zero].min().item(), c.ratio[zero].max().item(), c.ratio[~zero]
+
+    lo, hi, moving = zero_grad_region(advantage=-1.0)  # "the clip acts below 1 - eps"
+    assert hi <= 0.8 + 1e-9 and moving.max() == 2.0  # a ratio that rose is never clipped
+    lo, _, moving = zero_grad_region(clip_eps_high=0.28)  # "may grow to 1.28"
+    assert abs(lo - 1.28) < 0.01 and moving.min() < 0.5
+    lo, _, moving = zero_grad_region(clip_eps=0.05, clip_eps_high=0.05)  # "passes 1.05"
+    assert abs(lo - 1.05) < 0.01 and moving.min() < 0.5
     adv = group_advantages(torch.tensor([1.0, 0.0]), 2)
     assert torch.allclose(adv.abs(), torch.full((2,), 0.707), atol=1e-3)  # "+-0.71"
     assert prob_all_equal(0.05, 8) > 0.5 > 0.2 > prob_all_equal(0.05, 32)  # "most", "far fewer"
@@ -310,15 +328,8 @@ def link_errors(links: list[str], html: Path, ids: dict[Path, set[str]]) -> list
     return errors
 
 
-def test_every_page_in_a_real_browser(site, server, browser):
-    html, report = site
-    all_pages = pages(html)
-    notebooks = [
-        p for p in all_pages if re.fullmatch(r"notebooks/(exercises/student/)?\d\d_\w+\.html", p)
-    ]
-    assert "index.html" in all_pages and "search.html" in all_pages
-    assert any("/exercises/" in p for p in notebooks) and SCREENSHOT_CHAPTER in notebooks
-    outside, problems, explorers, math_blocks, ids = [], [], 0, 0, {}
+def guarded_context(browser, outside: list[str]):
+    """A browser context that aborts, and records in ``outside``, every non-loopback request."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
 
     def route(r):
@@ -329,29 +340,45 @@ def test_every_page_in_a_real_browser(site, server, browser):
         return r.abort()
 
     context.route("**/*", route)
+    return context
+
+
+def check_page(context, server: str, html: Path, name: str, ids: dict) -> tuple[list, dict, object]:
+    """Open ``name``; (its problems, what CHECK_PAGE found, the open page)."""
+    page = context.new_page()
+    errors = watch(page)
+    page.goto(f"{server}/{name}", wait_until="load")
+    found = page.evaluate(CHECK_PAGE)
+    for key in ("broken_images", "unrendered_math", "math_errors", "raw_tex"):
+        errors += [f"{key}: {x}" for x in found[key]]
+    if found["dead_widgets"]:
+        errors.append(f"{found['dead_widgets']} widget outputs without a static rendering")
+    errors += link_errors(found["links"], html, ids)
+    return errors, found, page
+
+
+def test_every_page_in_a_real_browser(site, server, browser):
+    html, report = site
+    all_pages = pages(html)
+    notebooks = [
+        p for p in all_pages if re.fullmatch(r"notebooks/(exercises/student/)?\d\d_\w+\.html", p)
+    ]
+    assert "index.html" in all_pages and "search.html" in all_pages
+    assert any("/exercises/" in p for p in notebooks) and SCREENSHOT_CHAPTER in notebooks
+    outside, problems, explorers, math_blocks, ids = [], [], 0, 0, {}
+    context = guarded_context(browser, outside)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for name in all_pages:
-        page = context.new_page()
-        errors = watch(page)
-        page.goto(f"{server}/{name}", wait_until="load")
-        found = page.evaluate(CHECK_PAGE)
-        for key in ("broken_images", "unrendered_math", "math_errors", "raw_tex"):
-            errors += [f"{key}: {x}" for x in found[key]]
-        if found["dead_widgets"]:
-            errors.append(f"{found['dead_widgets']} widget outputs without a static rendering")
-        errors += link_errors(found["links"], html, ids)
-        if (
-            name in notebooks
-            and colab_url(name.removesuffix(".html") + ".ipynb") not in found["colab"]
-        ):
-            errors.append(f"no Colab link to this notebook (found {found['colab']})")
+        errors, found, page = check_page(context, server, html, name, ids)
+        colab = colab_url(name.removesuffix(".html") + ".ipynb")
+        if name in notebooks and colab not in found["colab"]:
+            errors.append(f"no Colab link {colab} (found {found['colab']})")
         if name == "index.html":
             page.screenshot(path=str(ARTIFACTS / "home.png"))
         if name == SCREENSHOT_CHAPTER:
             page.screenshot(path=str(ARTIFACTS / "chapter_top.png"))
-            page.locator(".grpo-explorer").first.screenshot(
-                path=str(ARTIFACTS / "chapter_explorer.png")
-            )
+            explorer = page.locator(".grpo-explorer").first
+            explorer.screenshot(path=str(ARTIFACTS / "chapter_explorer.png"))
         explorers += found["explorers"]
         math_blocks += found["math"]
         problems += [f"{name}: {e}" for e in errors]
@@ -362,6 +389,36 @@ def test_every_page_in_a_real_browser(site, server, browser):
     assert math_blocks > 50  # the chapters' equations were found (and rendered: see above)
     if report is not None:
         assert explorers == sum(len(r.explorers) for r in report.rendered.values()) > 0
+
+
+BROKEN_PAGE = """<!doctype html><html><body><article>
+<p>raw $$x^2$$ left over</p><span class="math">\\(x\\)</span>
+<img src="https://example.org/remote.png"><img src="missing.png">
+<a href="nowhere.html">a</a><a href="page.html#no-such-id">b</a>
+<script>console.error("boom")</script></article></body></html>"""
+
+
+def test_the_page_checker_catches_what_it_claims(browser, tmp_path):
+    """A page broken in every way the site test looks for: each is reported."""
+    (tmp_path / "page.html").write_text(BROKEN_PAGE)
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    outside: list[str] = []
+    context = guarded_context(browser, outside)
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        errors, _, page = check_page(context, url, tmp_path, "page.html", {})
+        page.close()
+    finally:
+        context.close()
+        httpd.shutdown()
+        httpd.server_close()
+    assert outside == ["https://example.org/remote.png"]
+    text = "\n".join(errors)
+    for expected in ("console error: boom", "HTTP 404", "broken_images", "unrendered_math",
+                     "raw_tex", "broken link", "broken anchor"):  # fmt: skip
+        assert expected in text, f"{expected!r} not reported in:\n{text}"
 
 
 def test_search_works_offline(site, server, browser):

@@ -43,7 +43,7 @@ GALLERY: dict[str, list[tuple[str, dict]]] = {
          {"advantage": -1.0}),
         ("DAPO's clip-higher (eps_high = 0.28): a good token's ratio may grow to 1.28 before "
          "its gradient stops.", {"clip_eps_high": 0.28}),
-        ("A narrow clip range (eps = 0.05): the gradient is 0 as soon as r leaves [0.95, 1.05].",
+        ("A narrow clip range (eps = 0.05): with A > 0 the gradient is 0 as soon as r passes 1.05.",
          {"clip_eps": 0.05, "clip_eps_high": 0.05}),
     ],
     "kl_explorer": [
