@@ -267,6 +267,7 @@ def _book_run(args: argparse.Namespace) -> int:
         done = report.rendered[run.source.name]
         how = "cached" if run.reused else f"{run.seconds:6.1f} s"
         extra = f"  static explorers: {', '.join(done.explorers)}" if done.explorers else ""
+        extra += f"  widgets left as text, cells {done.unknown}" if done.unknown else ""
         print(f"  {run.source.name:<32} {how}{extra}")
     for line in report.warnings:
         print(f"warning: {line}")

@@ -154,9 +154,8 @@ def _progress_text(model_id: str, state: dict) -> str | None:
     kinds = [state.get(c, {}).get("model_name") for c in children]
     if kinds != ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
         return None
-    left, bar, right = (state[c]["state"] for c in children)
-    total = bar.get("max") or 1
-    text = f"{left.get('value', '')} {100 * bar.get('value', 0) / total:3.0f}% {right.get('value', '')}"
+    left, _, right = (state[c]["state"] for c in children)  # "desc: 100%", bar, "n/N [...]"
+    text = f"{left.get('value', '')} {right.get('value', '')}"
     return html.unescape(text).replace("\xa0", " ").strip()
 
 
