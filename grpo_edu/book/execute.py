@@ -128,7 +128,7 @@ def execute_all(
         done = {}
         for future in as_completed(futures):
             done[futures[future]] = future.result()  # a NotebookError stops the build here
-            bar.set_postfix_str(futures[future].name)
+            bar.set_postfix_str(f"{futures[future].name} done", refresh=False)
             bar.update()
     bar.close()
     return [done[path] for path in notebooks]
