@@ -261,7 +261,7 @@ def _book_run(args: argparse.Namespace) -> int:
     try:
         report = build_book(args.out, fast=args.fast, fresh=args.fresh, jobs=args.jobs,
                             progress=not args.no_progress)  # fmt: skip
-    except NotebookError as e:
+    except (NotebookError, FileNotFoundError) as e:
         raise CLIError(str(e)) from None
     for run in report.notebooks:
         done = report.rendered[run.source.name]

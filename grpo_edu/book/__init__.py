@@ -97,6 +97,11 @@ def build_book(
     """
     start = time.perf_counter()
     out = Path(out)
+    if not (BOOK_DIR / "conf.py").is_file():
+        raise FileNotFoundError(
+            f"no {BOOK_DIR / 'conf.py'}: build the site from a checkout of the repository "
+            "(pip install -e '.[book]')"
+        )
     notebooks = chapters()
     if not notebooks:
         raise FileNotFoundError(f"no course notebooks notebooks/NN_topic.ipynb under {ROOT}")

@@ -6,6 +6,10 @@ accelerate, vLLM, DeepSpeed). This module is the bridge for learners who outgrow
     from grpo_edu.trl_bridge import train_with_trl
     metrics = train_with_trl("add2", max_steps=100)     # shipped warm start, add2 train split
 
+On several processes (``launch``, the module's ``python -m`` entry), the step's batch unchanged::
+
+    torchrun --standalone --nproc_per_node 2 -m grpo_edu.trl_bridge --max-steps 100
+
 Nothing is converted on the way: the tokenizer is the same ``PreTrainedTokenizerFast`` (it adds
 ``<bos>`` itself, so prompts are plain strings such as ``"47+8="``), the policy the same Llama,
 and the functions of ``grpo_edu.rewards`` already have TRL's signature: the dataset's ``answer``
