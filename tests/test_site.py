@@ -261,13 +261,18 @@ def pages(html: Path) -> list[str]:
     )
 
 
-CHECK_PAGE = """async () => {
+CHECK_PAGE = r"""async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
   const images = [...document.images];
   for (const img of images) { img.loading = "eager"; }
   await Promise.all(images.map(img => img.decode().catch(() => null)));
-  const prose = [...document.querySelectorAll("article p, article li, article td")]
+  const prose = [...document.querySelectorAll("article p, article li, article td, article th")]
     .filter(e => !e.closest("pre, code, .cell_output"));
+  const text = e => {  // prose without code and rendered math: TeX left here was not parsed
+    const c = e.cloneNode(true);
+    c.querySelectorAll("code, pre, mjx-container, .math").forEach(x => x.remove());
+    return c.textContent;
+  };
   return {
     broken_images: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 120)),
     math: document.querySelectorAll("article .math").length,
@@ -275,7 +280,7 @@ CHECK_PAGE = """async () => {
         .filter(e => !e.querySelector("mjx-container")).map(e => e.textContent.slice(0, 80)),
     math_errors: [...document.querySelectorAll("mjx-merror, [data-mjx-error]")]
         .map(e => (e.getAttribute("data-mjx-error") || e.textContent).slice(0, 80)),
-    raw_tex: prose.map(e => e.textContent).filter(t => /\\$\\$|\\\\\\(|\\\\\\[/.test(t)).map(t => t.slice(0, 80)),
+    raw_tex: prose.map(text).filter(t => /\$|\\\(|\\\[|\\[A-Za-z]+/.test(t)).map(t => t.slice(0, 80)),
     links: [...document.querySelectorAll("a[href]")].map(a => a.href),
     explorers: document.querySelectorAll(".grpo-explorer").length,
     dead_widgets: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,

@@ -71,11 +71,16 @@ def _sphinx(src: Path, out: Path, progress: bool, n_pages: int) -> tuple[list[st
         warning=warnings,
         freshenv=True,
     )
-    app.connect("source-read", lambda *_: bar.update())
-    app.connect(
-        "html-page-context",
-        lambda app, pagename, *_: bar.update() if pagename in app.env.all_docs else None,
-    )
+
+    def read(*_) -> None:
+        bar.update()
+
+    def written(app, pagename, *_) -> None:  # a handler's return value would be the template
+        if pagename in app.env.all_docs:
+            bar.update()
+
+    app.connect("source-read", read)
+    app.connect("html-page-context", written)
     app.build(force_all=True)
     bar.close()
     lines = [line for line in warnings.getvalue().splitlines() if line.strip()]
