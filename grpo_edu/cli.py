@@ -164,16 +164,25 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of both runs (default 0)")
     p.add_argument("--out", type=Path, default=Path("figures"), help="where figures and CSVs go")
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
 
 
 def _compare_run(args: argparse.Namespace) -> int:
     from .compare import CompareConfig, run_compare
+    from .models import resolve_device
     from .plots import compare_figures, save_figures
 
     config = CompareConfig.fast() if args.fast else CompareConfig()
     config = config.with_seed(args.seed)
     if args.steps is not None:
         config = config.with_steps(args.steps)
+    device = getattr(args, "device", "cpu")  # `figures` calls this without the option
+    try:
+        resolve_device(device)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    config = replace(config, grpo=replace(config.grpo, device=device),
+                     ppo=replace(config.ppo, device=device))  # fmt: skip
     g, p = config.grpo, config.ppo
     print(
         f"compare on {g.task} from checkpoint {g.checkpoint!r}: {g.steps} steps x "
@@ -339,6 +348,39 @@ def _reason_run(args: argparse.Namespace) -> int:
         print("(--fast: a CI-sized run; the targets are those of the full run)")
     print("wrote " + ", ".join(str(p) for p in [args.out / "reason_metrics.csv",
                                                 args.out / "reason_summary.csv", *paths]))  # fmt: skip
+
+# --------------------------------------------------------------------------------------- book
+def _book_arguments(p: argparse.ArgumentParser) -> None:
+    from .book import DEFAULT_OUT
+
+    p.add_argument("--fast", action="store_true", help="execute with GRPO_EDU_FAST=1 (CI size)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="build folder (build/book)")
+    p.add_argument("--fresh", action="store_true", help="re-execute even unchanged notebooks")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="notebooks run at once (1)")
+    p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
+
+
+def _book_run(args: argparse.Namespace) -> int:
+    from .book import NotebookError, build_book
+
+    mode = "FAST" if args.fast else "full"
+    print(f"book: executing the course notebooks ({mode} mode) and building {args.out}/html")
+    try:
+        report = build_book(args.out, fast=args.fast, fresh=args.fresh, jobs=args.jobs,
+                            progress=not args.no_progress)  # fmt: skip
+    except (NotebookError, FileNotFoundError) as e:
+        raise CLIError(str(e)) from None
+    for run in report.notebooks:
+        done = report.rendered[run.source.name]
+        how = "cached" if run.reused else f"{run.seconds:6.1f} s"
+        extra = f"  static explorers: {', '.join(done.explorers)}" if done.explorers else ""
+        extra += f"  widgets left as text, cells {done.unknown}" if done.unknown else ""
+        print(f"  {run.source.name:<32} {how}{extra}")
+    for line in report.warnings:
+        print(f"warning: {line}")
+    print(f"{len(report.pages)} pages, {len(report.warnings)} warnings; execute "
+          f"{report.execute_seconds:.0f} s, sphinx {report.sphinx_seconds:.0f} s, "
+          f"total {report.seconds:.0f} s -> {report.index}")  # fmt: skip
     return 0
 
 
@@ -357,6 +399,11 @@ COMMANDS: dict[str, Command] = {
         "re-make every figure of the README into figures/ (the compare run and the explorers)",
         _figures_arguments,
         _figures_run,
+    ),
+    "book": Command(
+        "the course website: execute every notebook, render the explorers, build HTML offline",
+        _book_arguments,
+        _book_run,
     ),
     "pretrain": Command(
         "supervised warm start of a task; writes data/checkpoints/<task>/ with its card",

@@ -41,8 +41,13 @@ import sys
 if "google.colab" in sys.modules:
     !git clone -q --depth 1 https://github.com/{REPOSITORY}.git /content/grpo_edu
     %pip install -q -e /content/grpo_edu
+    sys.path.insert(0, "/content/grpo_edu")  # pip's install is seen only after a restart
     %cd /content/grpo_edu/notebooks"""
-"""The first code cell of every notebook (torch>=2.2 is already satisfied in Colab)."""
+"""The first code cell of every notebook (torch>=2.2 is already satisfied in Colab).
+
+``sys.path.insert``: an editable install is a ``.pth`` file, which Python reads only at
+start-up, so without it ``import grpo_edu`` fails in the running kernel (the
+``tests/test_colab.py`` run of this cell in a fresh kernel showed it)."""
 
 
 def show_source(obj) -> object:

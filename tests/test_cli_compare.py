@@ -24,3 +24,8 @@ def test_compare_rejects_zero_steps(capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--steps", "0"])
     assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_compare_device_that_does_not_exist_is_a_clear_error(capsys):
+    assert main(["compare", "--fast", "--device", "tpu"]) == 2  # before any work starts
+    assert "error: device must be" in capsys.readouterr().err

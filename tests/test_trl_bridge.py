@@ -1,9 +1,12 @@
 """Tests of grpo_edu.trl_bridge: TRL's GRPOTrainer trains the course's model, offline, with its rewards."""
 
 import functools
+import json
 import math
 import os
 import socket
+import subprocess
+import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub reads it (see `offline` too)
 
@@ -14,7 +17,7 @@ pytest.importorskip("trl")
 pytest.importorskip("datasets")
 
 from grpo_edu import trl_bridge  # noqa: E402
-from grpo_edu.models import build_model  # noqa: E402
+from grpo_edu.models import build_model, load_policy  # noqa: E402
 from grpo_edu.rewards import correctness_reward  # noqa: E402
 from grpo_edu.tasks import get_task, make_problem  # noqa: E402
 from grpo_edu.tokenizer import build_tokenizer  # noqa: E402
@@ -164,3 +167,55 @@ def test_stray_special_tokens_score_as_written_inside_trl(tmp_path):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no checkpoint 'nope'"):
         trl_bridge.make_trainer("nope", output_dir=str(tmp_path))
+
+
+# ------------------------------------------------------------------------ many processes
+def test_per_device_batch_keeps_the_global_batch():
+    assert trl_bridge.per_device_batch(128, 8, 1) == 128
+    assert trl_bridge.per_device_batch(128, 8, 2) == 64  # two ranks: 64 each, 128 per step
+    assert trl_bridge.per_device_batch(128, 8, 8) == 16
+    with pytest.raises(ValueError, match="cannot be split evenly over 3 processes"):
+        trl_bridge.per_device_batch(128, 8, 3)
+    with pytest.raises(ValueError, match="multiple of num_generations \\(8\\), got 100"):
+        trl_bridge.per_device_batch(100, 8, 1)
+
+
+def test_world_size_from_the_launcher(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert trl_bridge.world_size() == 1
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert trl_bridge.world_size() == 4
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE must be a positive integer, got 'two'"):
+        trl_bridge.world_size()
+
+
+def test_one_process_config_is_the_global_batch(tmp_path, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    cfg = trl_bridge.cpu_grpo_config(tmp_path, global_batch_size=64, num_generations=4)
+    assert (cfg.per_device_train_batch_size, cfg.generation_batch_size) == (64, 64)
+    assert cfg.ddp_find_unused_parameters is False  # no unused-parameter traversal under DDP
+
+
+def test_torchrun_two_processes_same_weights_same_global_batch(tmp_path):
+    """The documented launch, two gloo ranks on the CPU, 2 steps of 16 completions (4 prompts x
+    G = 4): each rank scores 8 per step, both end with the same weights, which have moved."""
+    out = tmp_path / "run"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+               "2", "-m", "grpo_edu.trl_bridge", "--max-steps", "2", "--global-batch", "16",
+               "--num-generations", "4", "--output-dir", str(out)]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for r, rank in enumerate(ranks):
+        assert (rank["rank"], rank["world_size"]) == (r, 2)
+        assert (rank["per_device_train_batch_size"], rank["generation_batch_size"]) == (8, 16)
+        assert rank["completions_scored_per_step"] == [8, 8]  # half of the 16 per step
+        assert len(rank["reward"]) == 2 and all(math.isfinite(x) for x in rank["reward"])
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    assert ranks[0]["reward"] == ranks[1]["reward"]  # TRL logs the mean over both ranks
+    start, _ = load_policy("add2")
+    assert ranks[0]["weights_sha256"] != trl_bridge.weights_digest(start)  # trained
+    assert (out / "policy" / "model.safetensors").exists()

@@ -6,6 +6,10 @@ accelerate, vLLM, DeepSpeed). This module is the bridge for learners who outgrow
     from grpo_edu.trl_bridge import train_with_trl
     metrics = train_with_trl("add2", max_steps=100)     # shipped warm start, add2 train split
 
+On several processes (``launch``, the module's ``python -m`` entry), the step's batch unchanged::
+
+    torchrun --standalone --nproc_per_node 2 -m grpo_edu.trl_bridge --max-steps 100
+
 Nothing is converted on the way: the tokenizer is the same ``PreTrainedTokenizerFast`` (it adds
 ``<bos>`` itself, so prompts are plain strings such as ``"47+8="``), the policy the same Llama,
 and the functions of ``grpo_edu.rewards`` already have TRL's signature: the dataset's ``answer``
@@ -28,16 +32,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import os
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from .models import load_policy, save_policy
-from .rewards import RewardFn, correctness_reward, get_reward
-from .rollout import decode_completions
-from .tasks import get_task
-from .tokenizer import build_tokenizer
+from ..models import load_policy, save_policy
+from ..rewards import RewardFn, correctness_reward, get_reward
+from ..rollout import decode_completions
+from ..tasks import get_task
+from ..tokenizer import build_tokenizer
 
 
 def _require(module: str):
@@ -70,23 +75,61 @@ def task_dataset(task_name: str = "add2", split: str = "train", n: int | None = 
     )
 
 
-def cpu_grpo_config(output_dir: str | Path, task_name: str = "add2", **overrides):
+def world_size() -> int:
+    """Processes of this run, as the launcher says (``WORLD_SIZE``: torchrun, accelerate); 1
+    when started as a plain ``python``. Read before TRL sets up ``torch.distributed``."""
+    text = os.environ.get("WORLD_SIZE", "1")
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"WORLD_SIZE must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def per_device_batch(global_batch_size: int, num_generations: int, n_processes: int) -> int:
+    """Completions each process samples per step so that all of them together sample
+    ``global_batch_size``: ``global_batch_size / n_processes``, with clear errors when the
+    numbers do not divide (a group may span processes: TRL gathers rewards before the group
+    statistics, so each group's mean and std are those of all its G completions)."""
+    if global_batch_size < 1 or global_batch_size % num_generations:
+        raise ValueError(
+            f"global_batch_size must be a positive multiple of num_generations "
+            f"({num_generations}), got {global_batch_size}"
+        )
+    if global_batch_size % n_processes:
+        raise ValueError(
+            f"global_batch_size={global_batch_size} cannot be split evenly over {n_processes} "
+            f"processes (WORLD_SIZE); pick a multiple of {n_processes}"
+        )
+    return global_batch_size // n_processes
+
+
+def cpu_grpo_config(
+    output_dir: str | Path, task_name: str = "add2", global_batch_size: int = 128, **overrides
+):
     """A ``trl.GRPOConfig`` with the course's GRPO defaults, sane on a CPU and fully offline.
 
-    One optimizer step = ``per_device_train_batch_size`` completions = 128 / G prompts (16
-    prompts x G = 8 completions), sampled, scored and used for one update, as in the course's
-    trainer. Each setting below is commented with the reason and a typical range; ``overrides``
-    are any ``GRPOConfig`` fields and win (an unknown name is a ``ValueError``). On a GPU, pass
-    ``use_cpu=False, bf16=True``.
+    One optimizer step = ``global_batch_size`` completions = 128 / G prompts (16 prompts x
+    G = 8 completions), sampled, scored and used for one update, as in the course's trainer,
+    however many processes share the work: under ``torchrun --nproc_per_node N`` (or
+    ``accelerate launch``) each process samples ``global_batch_size / N`` of them
+    (``per_device_train_batch_size``), and DDP averages the gradients, so N processes take the
+    same steps as one, N times faster at best. Passing ``per_device_train_batch_size`` instead
+    fixes the per-process share (the step then grows with N). Each setting below is commented
+    with the reason and a typical range; ``overrides`` are any ``GRPOConfig`` fields and win (an
+    unknown name is a ``ValueError``). On a GPU, pass ``use_cpu=False, bf16=True``.
     """
     trl = _require("trl")
     fields = {f.name for f in dataclasses.fields(trl.GRPOConfig)}
+    n_processes = world_size()
+    per_device = overrides.pop("per_device_train_batch_size", None) or per_device_batch(
+        global_batch_size, overrides.get("num_generations", 8), n_processes
+    )
     settings = dict(
         output_dir=str(output_dir),
         # -- precision and speed on a CPU
         bf16=False,  # TRL's default is bf16 mixed precision; float32 keeps parity with grpo_edu
         fp16=False,
-        use_cpu=True,  # stay on the CPU even when a GPU is visible
+        use_cpu=True,  # stay on the CPU even when a GPU is visible (several processes: gloo)
+        ddp_find_unused_parameters=False,  # every weight gets a gradient: skip DDP's search
         dataloader_pin_memory=False,  # pinning only helps host-to-GPU copies
         # -- optimisation (AdamW)
         learning_rate=1e-4,  # TRL's 1e-6 is for 1B+ models; this 0.8M model: 5e-5..3e-4 (1e-3 collapses)
@@ -96,7 +139,7 @@ def cpu_grpo_config(output_dir: str | Path, task_name: str = "add2", **overrides
         seed=0,  # model init, prompt order and sampling
         # -- batch: G completions per prompt, one update per generated batch
         num_generations=8,  # G, the group size (4..16; GRPO needs >= 2)
-        per_device_train_batch_size=128,  # completions per step: 16 prompts x G
+        per_device_train_batch_size=per_device,  # this process's share of the step's completions
         gradient_accumulation_steps=1,
         steps_per_generation=1,  # each generated batch is one optimizer step (no micro-batches)
         num_iterations=1,  # mu, updates per batch (DeepSeekMath: 1); > 1 makes the clip bite
@@ -129,7 +172,13 @@ def cpu_grpo_config(output_dir: str | Path, task_name: str = "add2", **overrides
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"unknown GRPOConfig fields: {unknown}")
-    return trl.GRPOConfig(**(settings | overrides))
+    config = trl.GRPOConfig(**(settings | overrides))
+    if config.world_size != n_processes:  # WORLD_SIZE said one thing, accelerate found another
+        raise ValueError(
+            f"WORLD_SIZE={n_processes} but TRL runs {config.world_size} processes: launch with "
+            "torchrun or accelerate launch, which set both"
+        )
+    return config
 
 
 def course_decoded(reward_fn: RewardFn, tokenizer) -> RewardFn:
@@ -223,4 +272,24 @@ def train_with_trl(
     return log_history(trainer)
 
 
-__all__ = ["cpu_grpo_config", "log_history", "make_trainer", "task_dataset", "train_with_trl"]
+def weights_digest(model) -> str:
+    """SHA-256 of a model's weights (names and float32 bytes): equal digests, equal weights."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+__all__ = [
+    "cpu_grpo_config",
+    "log_history",
+    "make_trainer",
+    "per_device_batch",
+    "task_dataset",
+    "train_with_trl",
+    "weights_digest",
+    "world_size",
+]
