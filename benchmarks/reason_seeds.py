@@ -62,6 +62,7 @@ def run_one(name: str, config, seed: int, done: dict, passk: bool = False) -> di
     also gets the final policy's pass@k curve up to k = 256."""
     config = replace(config, seed=seed)
     key = _key(config)
+    done.update(_done())  # another process may have run it meanwhile
     if key in done and (not passk or "pass_at_k" in done[key]):
         return done[key]
     result = run_reason(ReasonConfig(train=config), progress=False)
@@ -139,6 +140,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--only", nargs="+", default=["supervision", "beta", "beyond", "passk"])
     p.add_argument("--figures", type=Path, help="draw the comparison figures into this folder")
+    p.add_argument("--runs", nargs="+", help="only the runs of these names (default: all)")
     args = p.parse_args()
     if args.figures:
         return draw_figures(args.figures)
@@ -151,6 +153,8 @@ def main() -> None:
     for experiment in ("supervision", "beta"):
         if experiment in args.only:
             for name, config in EXPERIMENTS[experiment].items():
+                if args.runs and name not in args.runs:
+                    continue
                 for seed in args.seeds:
                     run_one(name, config, seed, done, passk and config == R1_ZERO)
     if "beyond" in args.only:

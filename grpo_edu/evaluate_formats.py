@@ -10,8 +10,8 @@ eval split:
 - **forced** accuracies: every sample made to start as a scratchpad (its first token is the
   mark) or as a direct answer (the mark forbidden as first token, the rest renormalised): what
   each format is worth, whatever the policy would have chosen;
-- the mean length of the samples in tokens (EOS included), and **pass@k** for several k from
-  ``n`` samples with the unbiased estimator of ``evaluate.pass_at_k``.
+- the mean length of the samples in tokens (EOS included), **pass@k** for several k from
+  ``n`` samples with the unbiased estimator of ``evaluate.pass_at_k``, and **maj@n**.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .evaluate import pass_at_k
+from .evaluate import majority_answer, pass_at_k
 from .formats import SCRATCHPAD_MARK, answer_format, parse_final_answer
 from .rollout import (
     check_temperature,
@@ -157,6 +157,13 @@ class FormatReport:
     mean_length_wrong: float
     pass_at: dict[int, float] = field(default_factory=dict)
     """k -> pass@k, from ``n`` samples per problem."""
+    pass_at_k: float = float("nan")
+    """pass@k for k = n (the key ``evaluate.EvalReport`` has too)."""
+    maj_at_k: float = float("nan")
+    """maj@k for k = n: the most frequent final answer of the n samples is right (a sample that
+    did not end with EOS does not vote)."""
+    k: int = 8
+    """= n."""
     n: int = 8
     temperature: float = 1.0
     n_problems: int = 0
@@ -197,6 +204,13 @@ def evaluate_formats(
         for f in ("scratchpad", "direct")
     }
     lengths = free.lengths
+    votes = [
+        majority_answer(
+            [parse_final_answer(t) if e else None for t, e in zip(free.texts[i : i + n],
+                                                                 free.ended[i : i + n], strict=True)]
+        ) == p.answer
+        for p, i in zip(problems, range(0, len(free.texts), n), strict=True)
+    ]  # fmt: skip
     return FormatReport(
         scratchpad_share=_mean([f == "scratchpad" for f in formats]),
         sampled=_mean(correct),
@@ -210,6 +224,9 @@ def evaluate_formats(
         mean_length_correct=_mean([n_ for n_, c in zip(lengths, correct, strict=True) if c]),
         mean_length_wrong=_mean([n_ for n_, c in zip(lengths, correct, strict=True) if not c]),
         pass_at=pass_at_ks(free, ks),
+        pass_at_k=pass_at_ks(free, [n])[n],
+        maj_at_k=_mean(votes),
+        k=n,
         n=n,
         temperature=temperature,
         n_problems=len(problems),
