@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from grpo_edu import load_policy  # noqa: E402
 from grpo_edu.algorithms import GRPOConfig, grpo_step  # noqa: E402
-from grpo_edu.models import frozen_copy, save_policy  # noqa: E402
+from grpo_edu.models import adam, frozen_copy, save_policy  # noqa: E402
 from grpo_edu.rewards import correctness_reward  # noqa: E402
 from grpo_edu.rollout import encode_prompts, generate_rollout  # noqa: E402
 from grpo_edu.tasks import get_task, parse_answer  # noqa: E402
@@ -41,7 +41,7 @@ N_PROMPTS, G, MAX_NEW, BETA, LR = 16, 8, 6, 0.04, 1e-4
 def ours_step_fn(task, seed=0):
     """A closure running one full grpo_edu GRPO step per call."""
     policy, tok = load_policy("add2")
-    ref, opt = frozen_copy(policy), torch.optim.Adam(policy.parameters(), lr=LR)
+    ref, opt = frozen_copy(policy), adam(policy.parameters(), lr=LR)
     gen, state = torch.Generator().manual_seed(seed), {"i": 0}
 
     def step():

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from . import lean
 from .models import CACHE_ARG
 from .tasks import Problem
 from .vocab import EOS_ID, PAD_ID
@@ -155,6 +156,30 @@ def prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, row
     return model_output(out)[:, -1][rows], cache  # (b, V or C), cache of b rows
 
 
+class _CacheDecoder:
+    """Sampling's forward for any model with a transformers-style KV cache (the lean path's
+    ``lean.Decoder`` serves the course's Llamas): the same ``first`` and ``step(token, t)``."""
+
+    def __init__(self, model, prompt_ids, prompt_mask, rows):
+        self.model = model
+        self.first, self.cache = prompt_cache(model, prompt_ids, prompt_mask, rows)  # (B, V)
+        self.attention_mask = prompt_mask[rows]  # (B, P), grows by one column per step
+        self.start = self.attention_mask.sum(-1, keepdim=True)  # (B, 1): first new position
+
+    def step(self, token: torch.Tensor, t: int, active: torch.Tensor | None = None) -> torch.Tensor:
+        mask = self.attention_mask  # every row runs (``active`` is the lean decoder's saving)
+        self.attention_mask = torch.cat([mask, mask.new_ones(len(token), 1)], 1)
+        out = self.model(
+            input_ids=token[:, None],  # (B, 1)
+            attention_mask=self.attention_mask,
+            position_ids=self.start + t,
+            use_cache=True,
+            **{_CACHE_ARG: self.cache},
+        )
+        self.cache = out[_CACHE_ARG]
+        return out.logits[:, -1]  # (B, V)
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -172,15 +197,22 @@ def sample(
     ``temperature=0`` is greedy. Returns ``(completion_ids, logp)``, both (n * group_size, T),
     prompt-major, with T <= max_new_tokens: the ids (``<pad>`` after a row's EOS) and
     log pi(token | context) from ``logits / temperature`` (raw logits for greedy), zero after EOS.
+    The course's Llamas run ``lean.Decoder`` (a static KV cache written in place); other models
+    their own forward with a transformers cache.
     """
     check_temperature(temperature, allow_greedy=True)
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}")
     device = prompt_ids.device
     rows = torch.arange(len(prompt_ids), device=device).repeat_interleave(group_size)  # (B,)
-    logits, cache = prompt_cache(model, prompt_ids, prompt_mask, rows)  # (B, V)
-    attention_mask = prompt_mask[rows]  # (B, P), grows by one column per step
-    positions = attention_mask.sum(-1, keepdim=True)  # (B, 1): position of the first new token
+    if lean.supports(model):
+        positions = position_ids_from_mask(prompt_mask)
+        decoder = lean.Decoder(
+            model, prompt_ids, prompt_mask, positions, group_size, max_new_tokens
+        )
+    else:
+        decoder = _CacheDecoder(model, prompt_ids, prompt_mask, rows)
+    logits = decoder.first  # (B, V)
     done = torch.zeros(len(rows), dtype=torch.bool, device=device)  # (B,)
     ids, logps = [], []
     for step in range(max_new_tokens):
@@ -195,15 +227,7 @@ def sample(
         done = done | (token == EOS_ID)
         if done.all() or step == max_new_tokens - 1:
             break
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(token), 1)], 1)
-        out = model(
-            input_ids=token[:, None],  # (B, 1)
-            attention_mask=attention_mask,
-            position_ids=positions + step,
-            use_cache=True,
-            **{_CACHE_ARG: cache},
-        )
-        cache, logits = out[_CACHE_ARG], out.logits[:, -1]  # (B, V)
+        logits = decoder.step(token, step, ~done)  # (B, V); finished rows' logits unused
     return torch.stack(ids, 1), torch.stack(logps, 1)  # (B, T), (B, T)
 
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..accounting import MB, analytic_training_state, measure_training_state
 from ..algorithms import StepTrace, grpo_step, ppo_step
 from ..losses import policy_loss
-from ..models import Critic, frozen_copy, load_policy, n_params, resolve_device
+from ..models import Critic, adam, frozen_copy, load_policy, n_params, resolve_device
 from ..rewards import get_reward
 from ..rollout import Rollout, generate_rollout
 from ..tasks import get_task
@@ -55,7 +55,7 @@ def build_state(config: TrainConfig, policy=None, tokenizer=None) -> TrainState:
     if config.algorithm == "ppo":
         critic = Critic.from_policy(policy).train()
         groups.append({"params": list(critic.parameters()), "lr": config.critic_lr or config.lr})
-    return TrainState(policy, tokenizer, ref_model, torch.optim.Adam(groups), critic)
+    return TrainState(policy, tokenizer, ref_model, adam(groups), critic)
 
 
 def compute_rewards(rollout: Rollout, names: Sequence[str], weights=None) -> torch.Tensor:
