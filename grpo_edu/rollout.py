@@ -17,10 +17,13 @@ Two more conventions: one makes GRPO cheap, because its batch is made of groups;
 reward honest.
 
 4. **Prefix sharing.** The G rows of a group share their prompt, so the prompt runs through the
-   model once per group and its KV cache is indexed out to the group's rows; only the completions
+   model once per group and its keys and values serve the group's rows; only the completions
    run once per row. Sampling, the reference log-probs and the training forward all do this. The
    numbers are those of a full ``(B, P+T)`` forward up to float rounding (tested), gradients flow
-   through the shared cache into the prompt positions, and with G = 8 the prompt costs 1/8.
+   through the shared keys into the prompt positions, and with G = 8 the prompt costs 1/8. The
+   course's Llamas run it in ``lean`` (one attention sequence per group: its prompt, then its
+   rows' tokens; a static KV cache when sampling); any other model through its own forward, the
+   prompt's KV cache indexed out to the group's rows (``prompt_cache``).
 5. **Visible special tokens.** A completion's text is its tokens up to the first EOS with every
    other token written out, special ones included: ``1<unk>3`` reads as itself and scores 0.
    Decoding with ``skip_special_tokens=True`` (what TRL does) would read it as ``13``: a stray

@@ -231,3 +231,20 @@ def test_supports_only_what_it_computes(stopping):
     config.attention_dropout = 0.1
     dropping = LlamaForCausalLM(config)
     assert lean.supports(dropping.eval()) and not lean.supports(dropping.train())
+
+
+def test_activation_meter_counts_what_backward_keeps():
+    """mm keeps its input x for W's gradient, pow keeps x @ W; the parameter W is not counted;
+    the peak is per optimizer update, not the sum over updates."""
+    from grpo_edu.accounting import ActivationMeter
+
+    W = torch.nn.Parameter(torch.randn(8, 5))
+    opt = torch.optim.SGD([W], lr=0.1)
+    x = torch.randn(32, 8)
+    with ActivationMeter(opt) as meter:
+        for _ in range(3):
+            loss = (x @ W).pow(2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert meter.peak == x.nbytes + 32 * 5 * 4
