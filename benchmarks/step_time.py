@@ -9,6 +9,8 @@ backward and the optimizer step. Every variant starts from the shipped ``add2`` 
                TRL 1.x has no PPO trainer, so PPO has no TRL ratio
     bare       the same GRPO and PPO steps written inline in plain torch: ``generate`` and full
                transformers forwards, no prefix sharing (the step abstractions should not raise)
+    before     the grpo_edu GRPO step as it was before the lean forward: transformers' forward
+               and growing KV cache (``lean.enabled(False)``), torch's unfused Adam
     matmul     the attainable rate: the model's matmul shapes, timed alone
 
 All of them are interleaved in one process: TRL's trainer drives, and after each of its steps a
@@ -18,6 +20,7 @@ machine load (the machine may be shared). Per round we take
     floor       = FLOPs of the step / the matmul probe's rate in that round
     floor ratio = step time / floor            (1.0 = the step is nothing but matmuls at full speed)
     TRL ratio   = grpo_edu GRPO step / TRL step;  bare ratio = grpo_edu step / bare step
+    before ratio = grpo_edu GRPO step / the same step before the lean forward
 
 and report medians. FLOPs come from ``torch.utils.flop_counter`` on a few steps (they depend on
 the sampled lengths: mean) next to a hand count of the linear layers' matmuls. grpo_edu's lean
@@ -60,15 +63,23 @@ def _problems(task, i):
     return [task.train[(i * N_PROMPTS + j) % len(task.train)] for j in range(N_PROMPTS)]
 
 
-def ours_step_fn(task, algorithm="grpo", seed=0):
-    """A closure running one full grpo_edu step per call; returns the rollout."""
+def ours_step_fn(task, algorithm="grpo", seed=0, before=False):
+    """A closure running one full grpo_edu step per call; returns the rollout. ``before``: the
+    step as it was before the lean forward (transformers' forward and cache, torch's Adam)."""
     policy, tok = load_policy("add2")
     ref = frozen_copy(policy)
     critic = Critic.from_policy(policy) if algorithm == "ppo" else None
     params = list(policy.parameters()) + (list(critic.parameters()) if critic else [])
-    opt, gen, state = adam(params, lr=LR), torch.Generator().manual_seed(seed), {"i": 0}
+    opt = torch.optim.Adam(params, lr=LR) if before else adam(params, lr=LR)
+    gen, state = torch.Generator().manual_seed(seed), {"i": 0}
 
     def step():
+        if before:
+            with lean.enabled(False):
+                return run()
+        return run()
+
+    def run():
         i = state["i"] = state["i"] + 1
         rollout = generate_rollout(policy, tok, _problems(task, i), G, MAX_NEW, 1.0, gen)
         rewards = torch.tensor(
@@ -221,6 +232,7 @@ def main(argv=None):
     config = load_policy("add2")[0].config
     steps = {
         "grpo_edu_grpo": ours_step_fn(task, "grpo"),
+        "before_grpo": ours_step_fn(task, "grpo", before=True),
         "bare_grpo": bare_step_fn(task, "grpo"),
         "grpo_edu_ppo": ours_step_fn(task, "ppo"),
         "bare_ppo": bare_step_fn(task, "ppo"),
@@ -320,6 +332,9 @@ def main(argv=None):
             "bare_ratio": median_ratio(t[name], t[f"bare_{algorithm}"]),
             "trl_ratio": median_ratio(t[name], t["trl"]) if algorithm == "grpo" else None,
         }
+    result["grpo"]["before_ratio"] = median_ratio(t["grpo_edu_grpo"], t["before_grpo"])
+    result["before_grpo_floor_ratio"] = floor_ratio("before_grpo", "grpo_edu_grpo_dense")
+    result["before_grpo_over_trl"] = median_ratio(t["before_grpo"], t["trl"])
     result["bare_grpo_over_trl"] = median_ratio(t["bare_grpo"], t["trl"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

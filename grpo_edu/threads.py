@@ -6,8 +6,9 @@ two threads fighting other jobs made ``compare --fast`` 9.4x slower with OpenMP'
 spin-waiting, and 1.12x slower with ``OMP_WAIT_POLICY=PASSIVE`` (benchmarks/threads.py measures
 it again). So:
 
-- ``"auto"`` (what the command line uses by default) keeps **one thread** unless the machine has
-  cores to spare (the load average leaves at least ``IDLE_MARGIN`` more idle cores than a second
+- ``"auto"`` (what the command line uses by default) takes ``OMP_NUM_THREADS`` when the
+  environment sets it (the test suite and CI set 1), and otherwise keeps **one thread** unless
+  the machine has cores to spare (the load average leaves at least ``IDLE_MARGIN`` more idle cores than a second
   thread needs) **and** a second thread is measured faster on this model's own forward and
   backward, at least ``MIN_GAIN`` faster, in a probe of well under a second;
 - a number is used as it is.
@@ -87,11 +88,15 @@ def measure(threads: tuple[int, ...] = (1, 2), rounds: int = 5) -> dict[int, flo
 
 def choose_threads(requested: int | str = "auto") -> int:
     """The thread count for ``requested``: a positive int as it is; ``"auto"`` as the module
-    docstring says (1 on a busy or 1-core machine, 2 only where measured faster)."""
+    docstring says (``OMP_NUM_THREADS`` if set; else 1 on a busy or 1-core machine, 2 only
+    where measured faster)."""
     if requested != "auto":
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
             raise ValueError(f"threads must be a positive int or 'auto', got {requested!r}")
         return requested
+    chosen = os.environ.get("OMP_NUM_THREADS", "")
+    if chosen.isdigit() and int(chosen) >= 1:
+        return int(chosen)
     if (os.cpu_count() or 1) < 2 or idle_cores() < 1 + IDLE_MARGIN:
         return 1
     times = measure((1, 2))
