@@ -2,7 +2,7 @@
 
 The library follows the data flow of the course, one module per stage::
 
-    vocab -> tasks -> rewards -> tokenizer -> models -> masked -> rollout -> logprobs
+    vocab -> tasks -> rewards -> tokenizer -> models -> lean -> masked -> rollout -> logprobs
           -> advantages -> losses -> algorithms -> trainer -> evaluate -> compare
           -> plots -> explain -> widgets -> exercises -> cli
 

@@ -13,6 +13,7 @@ bad input (an unknown task, a missing checkpoint) prints one line ``error: ...``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +41,10 @@ def _check_task(name: str) -> str:
     except ValueError as e:
         raise CLIError(str(e)) from None
     return name
+
+
+def _threads(text: str) -> int | str:
+    return text if text == "auto" else _positive_int(text)
 
 
 def _positive_int(text: str) -> int:
@@ -426,11 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_threads,
         metavar="N",
-        default=1,
-        help="torch CPU threads (default 1: on a busy 2-core machine, 2 threads made this tiny "
-        "model 6-20x slower; a 1-thread pretrain's CPU time is its wall time on an idle machine)",
+        default="auto",
+        help="torch CPU threads, or 'auto' (default): 1 unless cores are idle and 2 threads are "
+        "measured faster (grpo_edu.threads); on a busy 2-core machine 2 threads made this tiny "
+        "model 6-20x slower. Results are bitwise repeatable at a fixed N",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
@@ -443,10 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return its exit status."""
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads
     import torch
     from transformers.utils import logging as hf_logging
 
-    torch.set_num_threads(args.threads)
+    from .threads import choose_threads
+
+    torch.set_num_threads(choose_threads(args.threads))
     hf_logging.disable_progress_bar()  # weight loading / saving bars: noise for a 3 MB model
     try:
         return args.run(args)

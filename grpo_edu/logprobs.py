@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import lean
 from .masked import entropy_from_logits
 from .rollout import (
     _CACHE_ARG,
@@ -34,28 +35,35 @@ def forward_completion(model, rollout: Rollout, rows=slice(None)) -> Tensor:
     """What the model says before each completion token, for the rows ``rows``.
 
     Position t holds the output that predicts completion token t: logits (b, T, V) for a causal
-    LM, values (b, T) for the critic. Each group's prompt runs once, its KV cache is shared by the
-    group's rows (convention 4), and the completions run on top of it: tokens 0..T-2 as input,
-    because the last one predicts nothing we score.
+    LM, values (b, T) for the critic, hidden states (b, T, C) for a bare body; 0 where the
+    completion mask is 0 (after a row's EOS nothing is predicted). Each group's prompt runs
+    once and is shared by the group's rows (convention 4), and the completions run on top of
+    it: tokens 0..T-2 as input, because the last one predicts nothing we score. The course's
+    Llamas take ``lean.shared_prefix_forward`` (one packed forward of only the tokens needed);
+    any other model its own forward with a transformers KV cache.
     """
     first_rows, inverse = group_prompts(rollout, rows)
-    prompt_mask = rollout.prompt_mask[first_rows]  # (n, P)
-    first, cache = prompt_cache(model, rollout.prompt_ids[first_rows], prompt_mask, inverse)
+    prompt_ids, prompt_mask = rollout.prompt_ids[first_rows], rollout.prompt_mask[first_rows]
     completion_ids = rollout.completion_ids[rows]  # (b, T)
+    completion_mask = rollout.completion_mask[rows]  # (b, T)
+    if lean.supports(model) and lean.prefix_mask_ok(completion_mask):
+        prompt = (prompt_ids, prompt_mask, position_ids_from_mask(prompt_mask), inverse)
+        return lean.shared_prefix_forward(model, *prompt, completion_ids, completion_mask).float()
+    first, cache = prompt_cache(model, prompt_ids, prompt_mask, inverse)
     T = completion_ids.shape[1]
     if T == 1:
-        return first[:, None].float()  # (b, 1, V) or (b, 1)
-    attention_mask = torch.cat(
-        [prompt_mask[inverse], rollout.completion_mask[rows][:, :-1].long()], 1
-    )  # (b, P+T-1)
-    out = model(
-        input_ids=completion_ids[:, :-1],
-        attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask)[:, -(T - 1) :],
-        use_cache=True,
-        **{_CACHE_ARG: cache},
-    )
-    return torch.cat([first[:, None], model_output(out)], 1).float()  # (b, T, V) or (b, T)
+        out = first[:, None].float()  # (b, 1, V) or (b, 1)
+    else:
+        attention_mask = torch.cat([prompt_mask[inverse], completion_mask[:, :-1].long()], 1)
+        rest = model(
+            input_ids=completion_ids[:, :-1],
+            attention_mask=attention_mask,  # (b, P+T-1)
+            position_ids=position_ids_from_mask(attention_mask)[:, -(T - 1) :],
+            use_cache=True,
+            **{_CACHE_ARG: cache},
+        )
+        out = torch.cat([first[:, None], model_output(rest)], 1).float()  # (b, T, ...)
+    return out * completion_mask.view(completion_mask.shape + (1,) * (out.dim() - 2))
 
 
 def completion_logprobs(

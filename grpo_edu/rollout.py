@@ -17,10 +17,13 @@ Two more conventions: one makes GRPO cheap, because its batch is made of groups;
 reward honest.
 
 4. **Prefix sharing.** The G rows of a group share their prompt, so the prompt runs through the
-   model once per group and its KV cache is indexed out to the group's rows; only the completions
+   model once per group and its keys and values serve the group's rows; only the completions
    run once per row. Sampling, the reference log-probs and the training forward all do this. The
    numbers are those of a full ``(B, P+T)`` forward up to float rounding (tested), gradients flow
-   through the shared cache into the prompt positions, and with G = 8 the prompt costs 1/8.
+   through the shared keys into the prompt positions, and with G = 8 the prompt costs 1/8. The
+   course's Llamas run it in ``lean`` (one attention sequence per group: its prompt, then its
+   rows' tokens; a static KV cache when sampling); any other model through its own forward, the
+   prompt's KV cache indexed out to the group's rows (``prompt_cache``).
 5. **Visible special tokens.** A completion's text is its tokens up to the first EOS with every
    other token written out, special ones included: ``1<unk>3`` reads as itself and scores 0.
    Decoding with ``skip_special_tokens=True`` (what TRL does) would read it as ``13``: a stray
@@ -36,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from . import lean
 from .models import CACHE_ARG
 from .tasks import Problem
 from .vocab import EOS_ID, PAD_ID
@@ -155,6 +159,30 @@ def prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, row
     return model_output(out)[:, -1][rows], cache  # (b, V or C), cache of b rows
 
 
+class _CacheDecoder:
+    """Sampling's forward for any model with a transformers-style KV cache (the lean path's
+    ``lean.Decoder`` serves the course's Llamas): the same ``first`` and ``step(token, t)``."""
+
+    def __init__(self, model, prompt_ids, prompt_mask, rows):
+        self.model = model
+        self.first, self.cache = prompt_cache(model, prompt_ids, prompt_mask, rows)  # (B, V)
+        self.attention_mask = prompt_mask[rows]  # (B, P), grows by one column per step
+        self.start = self.attention_mask.sum(-1, keepdim=True)  # (B, 1): first new position
+
+    def step(self, token: torch.Tensor, t: int, active: torch.Tensor | None = None) -> torch.Tensor:
+        mask = self.attention_mask  # every row runs (``active`` is the lean decoder's saving)
+        self.attention_mask = torch.cat([mask, mask.new_ones(len(token), 1)], 1)
+        out = self.model(
+            input_ids=token[:, None],  # (B, 1)
+            attention_mask=self.attention_mask,
+            position_ids=self.start + t,
+            use_cache=True,
+            **{_CACHE_ARG: self.cache},
+        )
+        self.cache = out[_CACHE_ARG]
+        return out.logits[:, -1]  # (B, V)
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -172,15 +200,22 @@ def sample(
     ``temperature=0`` is greedy. Returns ``(completion_ids, logp)``, both (n * group_size, T),
     prompt-major, with T <= max_new_tokens: the ids (``<pad>`` after a row's EOS) and
     log pi(token | context) from ``logits / temperature`` (raw logits for greedy), zero after EOS.
+    The course's Llamas run ``lean.Decoder`` (a static KV cache written in place); other models
+    their own forward with a transformers cache.
     """
     check_temperature(temperature, allow_greedy=True)
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}")
     device = prompt_ids.device
     rows = torch.arange(len(prompt_ids), device=device).repeat_interleave(group_size)  # (B,)
-    logits, cache = prompt_cache(model, prompt_ids, prompt_mask, rows)  # (B, V)
-    attention_mask = prompt_mask[rows]  # (B, P), grows by one column per step
-    positions = attention_mask.sum(-1, keepdim=True)  # (B, 1): position of the first new token
+    if lean.supports(model):
+        positions = position_ids_from_mask(prompt_mask)
+        decoder = lean.Decoder(
+            model, prompt_ids, prompt_mask, positions, group_size, max_new_tokens
+        )
+    else:
+        decoder = _CacheDecoder(model, prompt_ids, prompt_mask, rows)
+    logits = decoder.first  # (B, V)
     done = torch.zeros(len(rows), dtype=torch.bool, device=device)  # (B,)
     ids, logps = [], []
     for step in range(max_new_tokens):
@@ -195,15 +230,7 @@ def sample(
         done = done | (token == EOS_ID)
         if done.all() or step == max_new_tokens - 1:
             break
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(token), 1)], 1)
-        out = model(
-            input_ids=token[:, None],  # (B, 1)
-            attention_mask=attention_mask,
-            position_ids=positions + step,
-            use_cache=True,
-            **{_CACHE_ARG: cache},
-        )
-        cache, logits = out[_CACHE_ARG], out.logits[:, -1]  # (B, V)
+        logits = decoder.step(token, step, ~done)  # (B, V); finished rows' logits unused
     return torch.stack(ids, 1), torch.stack(logps, 1)  # (B, T), (B, T)
 
 

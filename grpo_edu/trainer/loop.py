@@ -19,6 +19,7 @@ added to that step's row (the ``compare`` job uses it to measure accuracy during
 
 from __future__ import annotations
 
+import contextlib
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
@@ -29,10 +30,16 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..accounting import MB, analytic_training_state, measure_training_state
+from ..accounting import (
+    MB,
+    ActivationMeter,
+    analytic_training_state,
+    measure_training_state,
+    with_activations,
+)
 from ..algorithms import StepTrace, grpo_step, ppo_step
 from ..losses import policy_loss
-from ..models import Critic, frozen_copy, load_policy, n_params, resolve_device
+from ..models import Critic, adam, frozen_copy, load_policy, n_params, resolve_device
 from ..rewards import get_reward, get_step_reward
 from ..rollout import Rollout, generate_rollout
 from ..tasks import get_task
@@ -63,7 +70,7 @@ def build_state(config: TrainConfig, policy=None, tokenizer=None) -> TrainState:
     if config.algorithm == "ppo":
         critic = Critic.from_policy(policy).train()
         groups.append({"params": list(critic.parameters()), "lr": config.critic_lr or config.lr})
-    return TrainState(policy, tokenizer, ref_model, torch.optim.Adam(groups), critic)
+    return TrainState(policy, tokenizer, ref_model, adam(groups), critic)
 
 
 def compute_rewards(rollout: Rollout, names: Sequence[str], weights=None) -> torch.Tensor:
@@ -129,7 +136,8 @@ class TrainResult:
     traces: dict[int, list[StepTrace]] = field(default_factory=dict)
     """Step -> the StepTraces of that step's updates, for the steps in ``trace_steps``."""
     memory: dict[str, dict[str, int]] = field(default_factory=dict)
-    """``measured`` and ``analytic`` training-state bytes (see ``accounting``)."""
+    """``measured`` and ``analytic`` training-state bytes, and ``with_activations`` (the
+    measured state plus the activations one update keeps for backward; see ``accounting``)."""
 
     @property
     def policy(self):
@@ -169,21 +177,24 @@ def train(
         steps = compute_step_rewards(rollout, config.step_rewards) if config.step_rewards else None
         t1 = time.perf_counter()
         loss = loss_fn or policy_loss
-        metrics, step_traces = update(
-            state, config, rollout, rewards, generator, step in trace_steps, loss, steps
-        )
+        meter = ActivationMeter(state.optimizer) if step == 0 else contextlib.nullcontext()
+        with meter:  # step 0: the activations an update keeps for backward
+            metrics, step_traces = update(
+                state, config, rollout, rewards, generator, step in trace_steps, loss, steps
+            )
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
         t2 = time.perf_counter()
         if step_traces:
             traces[step] = step_traces
         if step == 0:
-            memory = _memory(state)
+            memory = _memory(state, meter.peak)
         row = {"step": step + 1, "completions_seen": (step + 1) * config.completions_per_step}
         row |= metrics | completion_metrics(rollout)
         row |= {"lr": lr, "time/rollout": t1 - t0, "time/update": t2 - t1}
         row |= {"time/step": t2 - t0, "time/elapsed": t2 - t_start}
         row["memory/train_state_mb"] = memory["measured"]["total"] / MB
+        row["memory/activations_mb"] = memory["with_activations"]["activations"] / MB
         if callback is not None and eval_every and _is_eval_step(step + 1, eval_every, config):
             row.update(callback(step + 1, state.policy))
             t_start += time.perf_counter() - t2  # evaluation time is not training time
@@ -221,11 +232,11 @@ def _is_eval_step(step: int, eval_every: int, config: TrainConfig) -> bool:
     return step % eval_every == 0 or step == config.steps
 
 
-def _memory(state: TrainState) -> dict[str, dict[str, int]]:
+def _memory(state: TrainState, activations: int) -> dict[str, dict[str, int]]:
     n_critic = n_params(state.critic) if state.critic is not None else 0
+    measured = measure_training_state(state.policy, state.ref_model, state.optimizer, state.critic)
     return {
-        "measured": measure_training_state(
-            state.policy, state.ref_model, state.optimizer, state.critic
-        ),
+        "measured": measured,
         "analytic": analytic_training_state(n_params(state.policy), n_critic),
+        "with_activations": with_activations(measured, activations),
     }

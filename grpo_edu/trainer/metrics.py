@@ -35,6 +35,7 @@ METRICS: dict[str, str] = {
     "time/step": "time/rollout + time/update",
     "time/elapsed": "training seconds so far (evaluation excluded)",
     "memory/train_state_mb": "measured training state: parameters, gradients, Adam, reference, critic (MB)",
+    "memory/activations_mb": "activations one update keeps for backward, measured on the first step (MB)",
     "eval/greedy": "greedy accuracy on the eval split (only on evaluation steps)",
     "eval/sampled": "sampled accuracy at the training temperature (only on evaluation steps)",
 }
