@@ -445,12 +445,16 @@ def _claims_run(args: argparse.Namespace) -> int:
     run = run_claims([r.name for r in chosen], fast=args.fast, timeout=args.timeout,
                      keep=args.out / "notebooks", progress=not args.no_progress)  # fmt: skip
     rows = [[d.name, _minutes(d.seconds), str(len(d.results)), str(len(d.failures)),
-             "stopped: " + d.error[:60] if d.error else ""] for d in run.documents]  # fmt: skip
+             "stopped" if d.error else ""] for d in run.documents]  # fmt: skip
     print(_grid(["document", "time", "claims", "failed", ""], rows))
-    for name, r in run.failures:
-        measured = "not measured" if r["measured"] is None else f"measured {r['measured']}"
-        print(f"FAILED {name}:{r['claim']}: {r['text'][:70]!r}\n"
-              f"       allowed {r['allowed']}, {measured}")  # fmt: skip
+    for d in run.documents:
+        if d.error:
+            print(f"STOPPED {d.name}: {d.error[:300]}\n  ({len(d.failures)} claims not measured)")
+            continue
+        for r in d.failures:
+            measured = "not measured" if r["measured"] is None else f"measured {r['measured']}"
+            print(f"FAILED {d.name}:{r['claim']}: {r['text'][:70]!r}\n"
+                  f"       allowed {r['allowed']}, {measured}")  # fmt: skip
     verdict = "all hold" if not run.failures else f"{len(run.failures)} FAILED"
     checked = "measured (values not checked in FAST mode)" if args.fast else "checked"
     print(f"{run.n_claims} claims {checked}: {verdict}; total {_minutes(run.seconds)}")

@@ -36,8 +36,10 @@ def _plain(claim: Claim, value: object) -> object:
     """Python floats, a list of them, or a bool, from numpy / torch / pandas scalars."""
     if claim.kind == "holds":
         return bool(value) if type(value).__name__ in ("bool_", "bool") else value
-    if claim.kind == "values":
-        return [_scalar(v) for v in (value.tolist() if hasattr(value, "tolist") else value)]
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:  # numpy array, tensor, Series
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return [_scalar(v) for v in value]
     return _scalar(value)
 
 
@@ -95,7 +97,7 @@ class ClaimCheck:
                     "measuring it"
                 )
             value = _plain(claim, value)
-            claim.check_type(value)
+            claim.check_type(value, strict=not self.fast)
             self.measured[cid] = value
 
     def report(self) -> ClaimReport:

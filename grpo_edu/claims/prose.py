@@ -101,13 +101,15 @@ def numbers_in(text: str) -> list[float]:
 
 
 def quotes(text: str, value: float) -> bool:
-    """Whether ``text`` writes ``value`` (as itself, or as a percentage of it)."""
+    """Whether ``text`` writes ``value``: as itself (a minus sign right before the digits makes
+    it negative), or as a percentage of it."""
     for m in NUMBER.finditer(text):
         x = float(m.group().replace(",", ""))
-        percent = text[m.end() : m.end() + 1] == "%"
-        if abs(x - value) <= 1e-9 * max(1.0, abs(value)) or (
-            percent and abs(x / 100 - value) <= 1e-9
-        ):
+        if text[m.start() - 1 : m.start()] in ("-", "−"):
+            x = -x
+        if text[m.end() : m.end() + 1] == "%":
+            x /= 100
+        if abs(x - value) <= 1e-9 * max(1.0, abs(value)):
             return True
     return False
 

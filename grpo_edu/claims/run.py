@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 import traceback
@@ -86,8 +87,9 @@ def _execute(path: Path, fast: bool, out_dir: Path, timeout: int, keep: Path | N
     try:
         client.execute(cwd=str(path.parent), env=env)
     except Exception as e:  # a failing cell: report it, keep going with the next document
-        lines = (str(e) or traceback.format_exc()).strip().splitlines()
-        error = f"{type(e).__name__}: " + " | ".join(lines[-3:])
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e) or traceback.format_exc())  # no colours
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        error = f"{type(e).__name__}: " + " | ".join(lines[-2:])
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, keep / path.name)
