@@ -6,7 +6,7 @@ same learning-rate schedule: what differs is the algorithm. GRPO's baseline is t
 ignores the groups and learns a critic (GAE on its values). PPO's more usual layout, one completion
 for each of 128 prompts, is one line away (``replace(c.ppo, n_prompts=128, group_size=1)``); it
 gives the critic more distinct prompts per step but cannot share a prompt's forward pass across
-a group (``rollout``, convention 4), so each of its steps costs about 1.6-1.8x more.
+a group (``rollout``, convention 4), so each of its steps costs more (notebook 06 times it).
 Every ``eval_every`` steps the policy is evaluated on the task's fixed eval split (greedy, and
 sampled at the training temperature); evaluation time is excluded from the wall-clock columns.
 

@@ -217,3 +217,8 @@ def test_a_value_or_range_claim_about_several_things_holds_for_each(tmp_path):
     c = load_registry(write(tmp_path, GOOD)).claims
     assert c["acc"].holds([0.90, 0.92]) and not c["acc"].holds([0.90, 0.95])
     assert c["kl_band"].holds([0.04, 0.09]) and not c["kl_band"].holds([0.04, 0.2])
+
+
+def test_quotes_reads_signs_and_fractions():
+    assert quotes("each wrong one about -1.62", -1.62) and not quotes("about 1.62", -1.62)
+    assert quotes("every token 1/24, a constant", 1 / 24) and not quotes("1/24", 1 / 12)

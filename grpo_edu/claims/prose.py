@@ -5,7 +5,8 @@ names ``sections``, those headings' sections). ``uncovered_numbers`` lists every
 prose that is neither inside a registered claim's text, nor inside a ``given`` fragment, nor one
 of the kinds of number that are never results:
 
-- code (fenced or inline), display math ``$$...$$``, link targets and URLs, HTML;
+- code (fenced or inline), display math ``$$...$$``, link targets and URLs, HTML, and the
+  README's results blocks (rendered from the result files, ``readme.table_problems``);
 - headings and the numbers of numbered lists;
 - references: ``arXiv:2402.03300``, ``eq. 3``, ``sec. 4.1.2``, ``Fig. 4``, ``notebook 05``,
   ``section 3``, ``exercise 2``, ``convention 4``, years such as ``2024``;
@@ -32,6 +33,7 @@ _EXEMPT = [
     re.compile(r"\$\$.*?\$\$", re.S),  # display math
     re.compile(r"\]\([^)]*\)"),  # link targets
     re.compile(r"https?://\S+"),
+    re.compile(r"<!-- results: \w+ -->.*?<!-- /results -->", re.S),  # rendered from result files
     re.compile(r"<!--.*?-->", re.S),
     re.compile(r"<[^>\n]+>"),
     re.compile(r"^#{1,6} .*$", re.M),  # headings
@@ -100,9 +102,15 @@ def numbers_in(text: str) -> list[float]:
     return [float(m.group().replace(",", "")) for m in NUMBER.finditer(text)]
 
 
+FRACTION = re.compile(r"(?<![\w.])(\d+)/(\d+)(?![\w.])")
+
+
 def quotes(text: str, value: float) -> bool:
     """Whether ``text`` writes ``value``: as itself (a minus sign right before the digits makes
-    it negative), or as a percentage of it."""
+    it negative), as a percentage of it, or as a fraction ``1/24``."""
+    for m in FRACTION.finditer(text):
+        if int(m.group(2)) and abs(int(m.group(1)) / int(m.group(2)) - value) <= 1e-9:
+            return True
     for m in NUMBER.finditer(text):
         x = float(m.group().replace(",", ""))
         if text[m.start() - 1 : m.start()] in ("-", "−"):

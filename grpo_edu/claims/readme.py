@@ -34,7 +34,8 @@ MARKER = re.compile(r"<!-- results: (\w+) -->\n(.*?)<!-- /results -->", re.S)
 
 def _stats(values: list[float]) -> tuple[float, float, float, float]:
     s = pd.Series(values, dtype=float).dropna()
-    return s.mean(), s.std(ddof=1) if len(s) > 1 else 0.0, s.min(), s.max()
+    sd = s.std(ddof=1) if len(s) > 1 else 0.0
+    return float(s.mean()), float(sd), float(s.min()), float(s.max())
 
 
 def per_seed(figures: Path = FIGURES) -> pd.DataFrame:
@@ -165,22 +166,31 @@ def _ratio(t: pd.DataFrame, column: str) -> float:
 
 def measure_readme() -> dict[str, object]:
     """The README's prose claims (``claims/README.toml``), measured from the shipped files."""
+    from ..compare import verdicts
+
     t, run = per_seed(), compare_run()
     bench = json.loads(BENCHMARK.read_text())
-    cards = {p.name: _card(p.name, CHECKPOINTS) for p in CHECKPOINTS.iterdir()
-             if (p / "card.json").exists()}  # fmt: skip
-    grpo_pass, ppo_pass = _column(t, "grpo", "pass@8"), _column(t, "ppo", "pass@8")
+    sampled = {a: _stats(_column(t, a, "sampled")) for a in ("grpo", "ppo")}
+    k = next(c for c in t.columns if c.startswith("pass@")).split("@")[1]
+    acc = ["greedy", "sampled", f"pass@{k}", f"maj@{k}"]
+    called = verdicts(t, [*acc, "seconds_per_step"], {"seconds_per_step": False})
+    after = _column(t, "grpo", f"pass@{k}") + _column(t, "ppo", f"pass@{k}")
     return {
+        "sampled_tie": [
+            sampled["grpo"][0],
+            sampled["grpo"][1],
+            sampled["ppo"][0],
+            sampled["ppo"][1],
+        ],
+        "accuracy_within_spread": all(called[c] == "within the spread" for c in acc),
+        "pass8": [_column(t, "start", f"pass@{k}")[0], sum(after) / len(after)],
         "memory_ratio": _ratio(t, "train_state_mb"),
+        "step_time_every_seed": called["seconds_per_step"] == "GRPO better",
         "step_time_ratio": _ratio(t, "seconds_per_step"),
-        "pass8_start": _column(t, "start", "pass@8")[0],
-        "pass8_after": sum(grpo_pass + ppo_pass) / len(grpo_pass + ppo_pass),
         "command_minutes": run["wall_seconds"] / 60,
-        "n_seeds": float(len(run["seeds"])),
-        "bench_grpo_edu_s": bench["grpo_edu_median_s"],
-        "bench_trl_s": bench["trl_median_s"],
-        "bench_bare_s": bench["bare_median_s"],
-        "bench_ratio_trl": bench["grpo_edu_over_trl_median_ratio"],
-        "bench_ratio_bare": bench["grpo_edu_over_bare_median_ratio"],
-        "pretrain_max_cpu_s": max(c["train_cpu_seconds"] for c in cards.values()),
+        "bench_seconds": [bench[f"{n}_median_s"] for n in ("grpo_edu", "trl", "bare")],
+        "bench_ratios": [
+            bench["grpo_edu_over_trl_median_ratio"],
+            bench["grpo_edu_over_bare_median_ratio"],
+        ],
     }
