@@ -73,3 +73,10 @@ def machine_line(info: dict | None = None) -> str:
         f"({i.get('torch_cpu_capability', '?')} kernels, {i.get('blas', '?')}), "
         f"{threads} thread{'s' if threads != 1 else ''}"
     )
+
+
+def machine_short(info: dict | None) -> str:
+    """A few words: ``AMD EPYC, AVX512 kernels, torch 2.13.0+cpu`` (``not recorded`` for None)."""
+    if not info:
+        return "not recorded"
+    return f"{info.get('cpu', '?')}, {info.get('torch_cpu_capability', '?')} kernels, torch {info.get('torch', '?')}"

@@ -26,6 +26,7 @@ from grpo_edu.claims import (
 from grpo_edu.claims import check as check_module
 from grpo_edu.claims.prose import Prose, quotes
 from grpo_edu.claims.readme import table_problems
+from grpo_edu.claims.registry import DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -123,8 +124,7 @@ def test_each_kind_of_claim_holds_only_within_its_tolerance(tmp_path):
 @pytest.fixture
 def registry_dir(tmp_path, monkeypatch):
     write(tmp_path, GOOD, "demo")
-    real = check_module.registry_for
-    monkeypatch.setattr(check_module, "registry_for", lambda name: real(name, tmp_path))
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
     return tmp_path
 
 
@@ -222,3 +222,64 @@ def test_a_value_or_range_claim_about_several_things_holds_for_each(tmp_path):
 def test_quotes_reads_signs_and_fractions():
     assert quotes("each wrong one about -1.62", -1.62) and not quotes("about 1.62", -1.62)
     assert quotes("every token 1/24, a constant", 1 / 24) and not quotes("1/24", 1 / 12)
+
+
+# ------------------------------------------------------------------------------ the runner
+TINY = """
+document = "{notebook}"
+
+[[claim]]
+id = "answer"
+text = "the answer is about 42"
+value = 42
+tol = 1
+
+[[claim]]
+id = "small"
+text = "and it is small"
+holds = true
+"""
+
+
+def tiny_notebook(path: Path, answer: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("We find that the answer is about 42 and it is small."),
+        nbformat.v4.new_code_cell(
+            "from grpo_edu.claims import ClaimCheck\n"
+            f"claims = ClaimCheck('tiny')\nclaims.measure(answer={answer}, small=True)\n"
+            "claims.report()"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+
+
+@pytest.mark.parametrize("answer, failed", [("41.5", []), ("50", ["answer"])])
+def test_the_runner_executes_a_notebook_and_reports_what_fails(tmp_path, answer, failed):
+    from grpo_edu.claims.run import run_claims
+
+    tiny_notebook(tmp_path / "tiny.ipynb", answer)
+    (tmp_path / "tiny.toml").write_text(TINY.format(notebook=tmp_path / "tiny.ipynb"))
+    assert static_problems(load_registry(tmp_path / "tiny.toml")) == []
+    run = run_claims(folder=tmp_path, progress=False, timeout=120)
+    (doc,) = run.documents
+    assert doc.error is None and doc.seconds > 0 and run.n_claims == 2
+    assert [r["claim"] for r in doc.failures] == failed
+    assert run.as_dict()["machine"]["torch"]
+
+
+def test_a_notebook_that_stops_fails_every_claim_it_did_not_measure(tmp_path):
+    from grpo_edu.claims.run import run_claims
+
+    tiny_notebook(tmp_path / "tiny.ipynb", "1 / 0")
+    (tmp_path / "tiny.toml").write_text(TINY.format(notebook=tmp_path / "tiny.ipynb"))
+    (doc,) = run_claims(folder=tmp_path, progress=False, timeout=120).documents
+    assert "ZeroDivisionError" in doc.error
+    assert {r["why"] for r in doc.results} == {"not measured"} and len(doc.failures) == 2

@@ -135,3 +135,12 @@ def test_help_of_every_command_renders(capsys):
             cli.main([name, "--help"])
         assert exit_.value.code == 0
         assert "--threads" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------- claims
+def test_claims_static_passes_and_unknown_names_are_refused(capsys):
+    status, out, err = run(["claims", "--static"], capsys)
+    assert status == 0, out + err
+    assert re.search(r"\d+ claims registered in \d+ documents; static check: 0 problems", out)
+    status, _, err = run(["claims", "no_such_doc"], capsys)
+    assert_one_line_error(status, err, "no registry for ['no_such_doc']")

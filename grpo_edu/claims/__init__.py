@@ -64,6 +64,11 @@ def static_problems(registry: Registry) -> list[str]:
     for cell, number, context in uncovered_numbers(prose, fragments):
         problems.append(f"{registry.name}: markdown cell {cell}: number {number} is neither a "
                         f"claim nor given: ...{context}...")  # fmt: skip
+    if registry.document.suffix == ".md":
+        from .readme import README, table_problems
+
+        if registry.document == README.resolve():
+            problems += table_problems(registry.document)
     if registry.document.suffix == ".ipynb":
         names, reports = claim_checks_in(registry.document)
         if names != [registry.name]:

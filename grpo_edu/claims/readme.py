@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..machine import machine_line
+from ..machine import machine_line, machine_short
 from .registry import ROOT
 
 FIGURES = ROOT / "figures"
@@ -110,7 +110,7 @@ def _card(name: str, checkpoints: Path) -> dict:
 def checkpoints_table(checkpoints: Path = CHECKPOINTS) -> str:
     """One row per shipped warm start, from its ``card.json`` and files."""
     head = ["checkpoint", "size (MB)", "params", "greedy", "sampled@T=1", "pass@8", "maj@8",
-            "steps", "label smoothing", "pretraining (s)"]  # fmt: skip
+            "steps", "label smoothing", "pretraining (s)", "machine"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for path in sorted(p for p in checkpoints.iterdir() if (p / "card.json").exists()):
         c, e = _card(path.name, checkpoints), _card(path.name, checkpoints)["eval"]
@@ -118,7 +118,7 @@ def checkpoints_table(checkpoints: Path = CHECKPOINTS) -> str:
         cells = [f"`{path.name}`", f"{mb:.1f}", f"{c['n_params'] / 1e6:.2f}M",
                  f"{e['greedy']:.3f}", f"{e['sampled']:.3f}", f"{e['pass_at_k']:.3f}",
                  f"{e['maj_at_k']:.3f}", str(c["steps"]), f"{c['pretrain']['label_smoothing']:g}",
-                 f"{c['train_cpu_seconds']:.0f}"]  # fmt: skip
+                 f"{c['train_cpu_seconds']:.0f}", machine_short(c.get("machine"))]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -170,6 +170,8 @@ def measure_readme() -> dict[str, object]:
 
     t, run = per_seed(), compare_run()
     bench = json.loads(BENCHMARK.read_text())
+    cards = {p.name: _card(p.name, CHECKPOINTS) for p in CHECKPOINTS.iterdir()
+             if (p / "card.json").exists()}  # fmt: skip
     sampled = {a: _stats(_column(t, a, "sampled")) for a in ("grpo", "ppo")}
     k = next(c for c in t.columns if c.startswith("pass@")).split("@")[1]
     acc = ["greedy", "sampled", f"pass@{k}", f"maj@{k}"]
@@ -192,5 +194,11 @@ def measure_readme() -> dict[str, object]:
         "bench_ratios": [
             bench["grpo_edu_over_trl_median_ratio"],
             bench["grpo_edu_over_bare_median_ratio"],
+        ],
+        "rebuilt_bitwise": all(c["rebuilds"][0]["bitwise_equal"] for c in cards.values()),
+        "avx2_rebuild": [
+            cards["add2"]["rebuilds"][1]["max_abs_weight_difference"],
+            cards["add2"]["rebuilds"][1]["eval"]["sampled"],
+            cards["add2"]["eval"]["sampled"],
         ],
     }

@@ -35,6 +35,7 @@ needs a tighter one is a claim the prose should not make.
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -48,6 +49,15 @@ else:  # pragma: no cover - Python 3.10
 ROOT = Path(__file__).resolve().parents[2]
 CLAIMS_DIR = ROOT / "claims"
 """Where the registry files live: ``claims/<document stem>.toml``."""
+DIR_ENV = "GRPO_EDU_CLAIMS_DIR"
+"""Environment variable naming another registry folder (the runner passes its own to kernels)."""
+
+
+def claims_dir() -> Path:
+    """``$GRPO_EDU_CLAIMS_DIR`` if set, else ``CLAIMS_DIR``."""
+    return Path(os.environ.get(DIR_ENV) or CLAIMS_DIR)
+
+
 ID = re.compile(r"[a-z][a-z0-9_]*")
 KINDS = ("value", "values", "range", "holds")
 KEYS = {"id", "text", "tol", "note", *KINDS}
@@ -231,15 +241,16 @@ def load_registry(path: str | Path) -> Registry:
     )
 
 
-def registry_paths(claims_dir: str | Path = CLAIMS_DIR) -> list[Path]:
-    """Every registry file, sorted (notebooks first by number, then README)."""
-    return sorted(Path(claims_dir).glob("*.toml"))
+def registry_paths(folder: str | Path | None = None) -> list[Path]:
+    """Every registry file of ``folder`` (default ``claims_dir()``), sorted by name."""
+    return sorted(Path(folder or claims_dir()).glob("*.toml"))
 
 
-def registry_for(name: str, claims_dir: str | Path = CLAIMS_DIR) -> Registry:
+def registry_for(name: str, folder: str | Path | None = None) -> Registry:
     """The registry of a document stem, e.g. ``registry_for("05_clipping_and_kl")``."""
-    path = Path(claims_dir) / f"{name}.toml"
+    folder = Path(folder or claims_dir())
+    path = folder / f"{name}.toml"
     if not path.exists():
-        known = ", ".join(p.stem for p in registry_paths(claims_dir)) or "none"
+        known = ", ".join(p.stem for p in registry_paths(folder)) or "none"
         raise ClaimError(f"no registry {path} (registries: {known})")
     return load_registry(path)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..machine import machine_info
 from .check import OUT_ENV
-from .registry import CLAIMS_DIR, ROOT, Registry, load_registry, registry_paths
+from .registry import DIR_ENV, ROOT, Registry, load_registry, registry_paths
 
 
 @dataclass
@@ -65,21 +65,28 @@ class ClaimRun:
             "claims": self.n_claims,
             "failures": len(self.failures),
             "documents": [
-                {"name": d.name, "document": str(d.document.relative_to(ROOT)),
+                {"name": d.name, "document": _shown(d.document),
                  "seconds": d.seconds, "error": d.error, "results": d.results}
                 for d in self.documents
             ],
         }  # fmt: skip
 
 
-def _execute(path: Path, fast: bool, out_dir: Path, timeout: int, keep: Path | None) -> str | None:
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    return str(path.relative_to(ROOT)) if ROOT in path.parents else str(path)
+
+
+def _execute(
+    path: Path, fast: bool, out_dir: Path, timeout: int, keep: Path | None, folder: Path
+) -> str | None:
     """Execute a notebook on a fresh kernel; the error text if a cell failed."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     env = dict(os.environ)
-    env.update({"GRPO_EDU_FAST": "1" if fast else "0", OUT_ENV: str(out_dir)})
+    env.update({"GRPO_EDU_FAST": "1" if fast else "0", OUT_ENV: str(out_dir), DIR_ENV: str(folder)})
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3")
@@ -116,7 +123,7 @@ def _check(registry: Registry, measured: dict[str, object] | None, fast: bool) -
 
 def run_document(
     registry: Registry, fast: bool = False, timeout: int = 3600, keep: Path | None = None
-) -> DocumentRun:
+) -> DocumentRun:  # the kernel reads the registry from the folder this one came from
     """Execute one registry's document (or measure the README) and check its claims."""
     from .readme import measure_readme
 
@@ -124,7 +131,9 @@ def run_document(
     error, measured = None, None
     if registry.document.suffix == ".ipynb":
         with tempfile.TemporaryDirectory() as tmp:
-            error = _execute(registry.document, fast, Path(tmp), timeout, keep)
+            error = _execute(
+                registry.document, fast, Path(tmp), timeout, keep, registry.path.parent
+            )
             report = Path(tmp) / f"{registry.name}.json"
             if fast and error is None:
                 measured = {cid: None for cid in registry.claims}  # FAST: ClaimCheck checked them
@@ -149,10 +158,11 @@ def run_claims(
     timeout: int = 3600,
     keep: Path | None = None,
     progress: bool = True,
-    claims_dir: Path = CLAIMS_DIR,
+    folder: Path | None = None,
 ) -> ClaimRun:
-    """Run every registered document (or those named) and check its claims."""
-    registries = [load_registry(p) for p in registry_paths(claims_dir)]
+    """Run every registered document of ``folder`` (default ``claims_dir()``), or those named,
+    and check its claims."""
+    registries = [load_registry(p) for p in registry_paths(folder)]
     if names:
         unknown = sorted(set(names) - {r.name for r in registries})
         if unknown:
