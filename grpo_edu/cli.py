@@ -1,20 +1,28 @@
 """Command line: ``python -m grpo_edu <command> ...`` (or ``grpo-edu <command> ...``).
 
     python -m grpo_edu evaluate add2              # table: greedy, sampled, pass@k, maj@k
-    python -m grpo_edu pretrain add2 sub2         # re-make shipped warm starts (data/checkpoints/)
-    python -m grpo_edu pretrain --all --out /tmp/ckpt
+    python -m grpo_edu compare --seeds 0 1 2      # the main job on three seeds -> runs/compare/
+    python -m grpo_edu pretrain add2              # a warm start -> runs/checkpoints/add2/
+    python -m grpo_edu claims                     # the full-mode course against its prose
 
 Each command is one entry of ``COMMANDS``: a name mapped to a ``Command`` with a help line, a
 function that adds its arguments to an ``argparse`` sub-parser and a small ``run(args) -> int``.
 Adding a command is adding one entry. This module is the only place in ``grpo_edu`` that prints;
-bad input (an unknown task, a missing checkpoint) prints one line ``error: ...`` and exits with 2.
+bad input (an unknown task, a missing checkpoint, an ``--out`` that cannot be written) prints one
+line ``error: ...`` and exits with 2, before any long work starts.
+
+Outputs go to ``runs/<command>/`` by default (git-ignored). The shipped files, ``data/`` and
+``figures/``, are only written with ``--out`` pointing there *and* ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -48,9 +56,18 @@ def _threads(text: str) -> int | str:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _check_temperature(value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise CLIError(f"--temperature must be a finite number > 0, got {value}")
     return value
 
 
@@ -61,6 +78,64 @@ def _dir_mb(path: Path) -> float:
 def _table(rows: Sequence[tuple[str, str]]) -> str:
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = (ROOT / "data", ROOT / "figures")
+"""Folders of shipped files: never written without ``--overwrite``."""
+RUNS = Path("runs")
+"""Default parent of every command's output (relative to the working directory; git-ignored)."""
+
+
+def _shipped(path: Path) -> bool:
+    path = path.resolve()
+    return any(path == d or d in path.parents for d in SHIPPED)
+
+
+def _check_out(out: Path, names: Sequence[str], overwrite: bool) -> Path:
+    """Make sure ``out`` can take ``names`` before the work starts; returns ``out``.
+
+    ``out`` must be a writable folder (created if missing). Files of a shipped folder are only
+    replaced with ``--overwrite``.
+    """
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} exists and is not a folder")
+    existing = [out / n for n in names if (out / n).exists()]
+    if existing and _shipped(out) and not overwrite:
+        shown = ", ".join(str(p) for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
+        raise CLIError(f"would replace shipped files ({shown}); pass --overwrite to replace "
+                       "them, or choose another --out")  # fmt: skip
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise CLIError(f"--out {out} cannot be written: {e.strerror or e}") from None
+    return out
+
+
+def _add_out(p: argparse.ArgumentParser, out: Path) -> None:
+    """``--out`` and ``--overwrite`` of a command that writes files."""
+    p.add_argument("--out", type=Path, default=out, help=f"output folder (default {out})")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow replacing shipped files (data/, figures/) in --out")  # fmt: skip
+
+
+THREADS_HELP = (
+    "torch CPU threads, or 'auto' (default): 1 unless cores are idle and 2 threads are measured "
+    "faster (grpo_edu.threads); on a busy 2-core machine 2 threads made this tiny model 6-20x "
+    "slower. Results are bitwise repeatable at a fixed N"
+)
+
+
+def _wrote(paths: Sequence[Path]) -> str:
+    return "wrote " + "\n      ".join(str(p) for p in paths)
+
+
+def _minutes(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s} s" if m else f"{s} s"
 
 
 # ----------------------------------------------------------------------------------- evaluate
@@ -86,8 +161,7 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     from .tasks import get_task
 
     task = get_task(_check_task(args.task))
-    if args.temperature <= 0:
-        raise CLIError(f"--temperature must be > 0, got {args.temperature}")
+    _check_temperature(args.temperature)
     name = args.checkpoint or args.task
     t0 = time.perf_counter()
     try:
@@ -118,6 +192,9 @@ def _evaluate_run(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------- pretrain
+CHECKPOINT_FILES = ("model.safetensors", "config.json", "card.json")
+
+
 def _pretrain_arguments(p: argparse.ArgumentParser) -> None:
     from .pretrain import RECIPES
 
@@ -127,20 +204,23 @@ def _pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--steps", type=_positive_int, metavar="N", help="override the recipe's optimizer steps"
     )
-    p.add_argument(
-        "--out", type=Path, help="parent directory of <task>/ (default: data/checkpoints)"
-    )
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bar")
+    _add_out(p, RUNS / "checkpoints")
+    p.epilog = ("Writes OUT/<task>/. To replace a shipped warm start: "
+                "--out data/checkpoints --overwrite.")  # fmt: skip
 
 
 def _pretrain_run(args: argparse.Namespace) -> int:
-    from .models import CHECKPOINT_DIR, save_policy
+    from .machine import machine_info
+    from .models import save_policy
     from .pretrain import RECIPES, pretrain, recipe
 
     names = list(RECIPES) if args.all else [_check_task(t) for t in args.tasks]
     if not names:
         raise CLIError("name at least one TASK, or pass --all")
-    out = args.out or CHECKPOINT_DIR
+    for name in names:  # every destination checked before the first one trains
+        _check_out(args.out / name, CHECKPOINT_FILES, args.overwrite)
+    written = []
     for name in names:
         config = recipe(name)
         if args.seed is not None:
@@ -148,37 +228,50 @@ def _pretrain_run(args: argparse.Namespace) -> int:
         if args.steps is not None:
             config = replace(config, steps=args.steps)
         model, tokenizer, card = pretrain(config, progress=not args.no_progress)
-        path = save_policy(model, tokenizer, out / name, card=card)
+        card = {**card, "machine": machine_info()}  # the same seed gives these weights only here
+        path = save_policy(model, tokenizer, args.out / name, card=card)
+        written += sorted(f for f in path.iterdir() if f.is_file())
         e = card["eval"]
         print(
             f"{name}: greedy {e['greedy']:.3f}  sampled@T=1 {e['sampled']:.3f}  "
-            f"pass@8 {e['pass_at_k']:.3f}  maj@8 {e['maj_at_k']:.3f}  | "
+            f"pass@8 {e['pass_at_k']:.3f}  maj@8 {e['maj_at_k']:.3f}\n  "
             f"{card['n_params'] / 1e6:.2f}M params, {_dir_mb(path):.1f} MB, "
             f"{card['train_seconds']:.0f} s ({card['train_cpu_seconds']:.0f} s CPU), "
-            f"seed {config.seed}, {config.steps} steps -> {path}"
+            f"seed {config.seed}, {config.steps} steps"
         )
+    print(_wrote(written))
     return 0
 
 
 # ------------------------------------------------------------------------------------ compare
+COMPARE_FILES = ("compare_metrics.csv", "compare_summary.csv", "compare_seeds.csv",
+                 "compare_run.json", "compare_accuracy.png", "compare_training.png",
+                 "compare_memory.png")  # fmt: skip
+"""What ``compare`` writes into ``--out``."""
+
+
 def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fast", action="store_true", help="20 steps each, smaller evals (CI size, ~1 min)"
     )
     p.add_argument("--steps", type=_positive_int, help="override the number of steps of both runs")
-    p.add_argument("--seed", type=int, default=0, help="seed of both runs (default 0)")
-    p.add_argument("--out", type=Path, default=Path("figures"), help="where figures and CSVs go")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="S", default=[0],
+                   help="seeds; each runs both algorithms (default 0; the README uses 0 1 2)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    _add_out(p, RUNS / "compare")
 
 
 def _compare_run(args: argparse.Namespace) -> int:
-    from .compare import CompareConfig, run_compare
+    from .compare import CompareConfig, run_compare_seeds
+    from .machine import machine_line
     from .models import resolve_device
     from .plots import compare_figures, save_figures
 
+    if len(set(args.seeds)) != len(args.seeds):
+        raise CLIError(f"--seeds must be distinct, got {args.seeds}")
+    _check_out(args.out, COMPARE_FILES, args.overwrite)
     config = CompareConfig.fast() if args.fast else CompareConfig()
-    config = config.with_seed(args.seed)
     if args.steps is not None:
         config = config.with_steps(args.steps)
     device = getattr(args, "device", "cpu")  # `figures` calls this without the option
@@ -189,50 +282,125 @@ def _compare_run(args: argparse.Namespace) -> int:
     config = replace(config, grpo=replace(config.grpo, device=device),
                      ppo=replace(config.ppo, device=device))  # fmt: skip
     g, p = config.grpo, config.ppo
+    seeds = " ".join(str(s) for s in args.seeds)
     print(
         f"compare on {g.task} from checkpoint {g.checkpoint!r}: {g.steps} steps x "
-        f"{g.completions_per_step} completions each (GRPO {g.n_prompts} prompts x G={g.group_size}, "
-        f"PPO {p.n_prompts} prompts x {p.group_size}), seed {args.seed}"
+        f"{g.completions_per_step} completions each\n  (GRPO {g.n_prompts} prompts x "
+        f"G={g.group_size}, PPO {p.n_prompts} prompts x {p.group_size}), "
+        f"seed{'s' if len(args.seeds) > 1 else ''} {seeds}"
     )
     t0 = time.perf_counter()
-    result = run_compare(config, progress=not args.no_progress)
+    result = run_compare_seeds(config, args.seeds, progress=not args.no_progress)
     wall = time.perf_counter() - t0
-    args.out.mkdir(parents=True, exist_ok=True)
-    result.metrics.to_csv(args.out / "compare_metrics.csv", index=False)
-    result.summary.to_csv(args.out / "compare_summary.csv")
-    paths = save_figures(compare_figures(result), args.out)
-    print(_summary_table(result.summary))
-    ratio = (
-        result.summary.loc["grpo", "train_state_mb"] / result.summary.loc["ppo", "train_state_mb"]
-    )
-    print(f"GRPO / PPO training-state memory: {ratio:.2f}x   total wall time {wall:.0f} s")
-    for algo in ("grpo", "ppo"):
-        row, name, target = result.summary.loc[algo], algo.upper(), f"{config.target:.2f}"
-        if row["steps_to_target"] == row["steps_to_target"]:  # not NaN
-            print(f"{name} first reached sampled accuracy >= {target} at step "
-                  f"{row['steps_to_target']:.0f}, after {row['seconds_to_target']:.0f} s of training")  # fmt: skip
-        else:
-            print(f"{name} did not reach sampled accuracy >= {target} in {row['steps']:.0f} steps")
-    print("wrote " + ", ".join(str(p) for p in [args.out / "compare_metrics.csv", *paths]))
+    out = args.out
+    result.metrics.to_csv(out / "compare_metrics.csv", index=False)
+    result.per_seed.to_csv(out / "compare_seeds.csv")
+    summary = _mean_summary(result.per_seed)
+    summary.to_csv(out / "compare_summary.csv")
+    run = {"command": "python -m grpo_edu " + " ".join(sys.argv[1:]) if sys.argv else "",
+           "seeds": args.seeds, "steps": g.steps, "fast": args.fast, "wall_seconds": wall,
+           "machine": result.machine}  # fmt: skip
+    (out / "compare_run.json").write_text(json.dumps(run, indent=1))
+    paths = save_figures(compare_figures(result), out)
+    print(_compare_report(result, config.target))
+    ratio = summary.loc["grpo", "train_state_mb"] / summary.loc["ppo", "train_state_mb"]
+    print(f"GRPO / PPO training-state memory: {ratio:.2f}x")
+    print(f"machine: {machine_line(result.machine)}")
+    print(f"total wall time {_minutes(wall)}")
+    print(_wrote([out / n for n in COMPARE_FILES[:4]] + paths))
     return 0
 
 
-def _summary_table(summary) -> str:
-    formats = {"steps": "{:.0f}", "completions": "{:.0f}", "train_seconds": "{:.1f}",
-               "seconds_per_step": "{:.3f}", "train_state_mb": "{:.1f}",
-               "trainable_params": "{:,.0f}", "held_params": "{:,.0f}",
-               "steps_to_target": "{:.0f}", "seconds_to_target": "{:.1f}"}  # fmt: skip
-    table = summary.copy().astype(object)
-    for column in table.columns:
-        fmt = formats.get(column, "{:.3f}")
-        table[column] = [("" if v != v else fmt.format(v)) for v in summary[column]]
-    return table.to_string()
+def _mean_summary(per_seed):
+    """Mean over seeds of each summary column (counts stay integers where every seed agrees)."""
+    from .compare import INTEGER_COLUMNS
+
+    mean = per_seed.astype(float).groupby(level="algorithm", sort=False).mean()
+    for column in INTEGER_COLUMNS:
+        if column in mean and (mean[column].dropna() % 1 == 0).all():
+            mean[column] = mean[column].round().astype("Int64")
+    return mean
+
+
+ROW_NAMES = {"start": "warm start", "grpo": "GRPO", "ppo": "PPO"}
+
+
+def _cell(values, fmt: str, spread: bool) -> str:
+    """``0.913`` or ``0.913 ± 0.006`` (sd over seeds); empty where nothing was measured."""
+    values = [v for v in values if v == v]
+    if not values:
+        return ""
+    mean = sum(values) / len(values)
+    if not spread or len(values) < 2 or max(values) == min(values):
+        return fmt.format(mean)  # one seed, or the same for all (the warm start)
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{fmt.format(mean)} ± {fmt.format(sd)}"
+
+
+def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [header, *rows]
+    return "\n".join(
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        .rstrip() for r in lines
+    )  # fmt: skip
+
+
+def _compare_report(result, target: float) -> str:
+    """The summary: accuracies, then costs, then which differences the seeds' spread allows."""
+    from .compare import verdicts
+
+    per_seed, seeds = result.per_seed.astype(float), result.seeds
+    many = len(seeds) > 1
+    k = next(c for c in per_seed.columns if c.startswith("pass@")).split("@")[1]
+    acc = ["greedy", "sampled", f"pass@{k}", f"maj@{k}"]
+    n_problems = next(iter(result.results.values())).start["n_problems"]
+    spread_note = f", mean ± sd over {len(seeds)} seeds" if many else f", seed {seeds[0]}"
+    lines = [f"accuracy on the eval split ({n_problems} problems; sampled, pass@{k}, maj@{k} "
+             f"from {k} samples at T=1){spread_note}"]  # fmt: skip
+
+    def column(algo, name):
+        return per_seed.xs(algo, level="algorithm")[name].tolist()
+
+    rows = [[ROW_NAMES[a]] + [_cell(column(a, c), "{:.3f}", many) for c in acc]
+            for a in ("start", "grpo", "ppo")]  # fmt: skip
+    lines += [_grid(["", *acc], rows), ""]
+    header = ["", "train s", "s/step", f"first >= {target:.2f} sampled", "state MB", "trainable"]
+    rows = []
+    for a in ("grpo", "ppo"):
+        steps = [v for v in column(a, "steps_to_target") if v == v]
+        secs = [v for v in column(a, "seconds_to_target") if v == v]
+        if not steps:
+            reached = "not reached"
+        elif many:
+            reached = (f"{len(steps)}/{len(seeds)} seeds, step {min(steps):.0f}"
+                       + (f"-{max(steps):.0f}" if max(steps) > min(steps) else ""))  # fmt: skip
+        else:
+            reached = f"step {steps[0]:.0f}, {secs[0]:.0f} s"
+        rows.append([ROW_NAMES[a], _cell(column(a, "train_seconds"), "{:.0f}", many),
+                     _cell(column(a, "seconds_per_step"), "{:.3f}", many), reached,
+                     _cell(column(a, "train_state_mb"), "{:.1f}", False),
+                     f"{int(column(a, 'trainable_params')[0]):,}"])  # fmt: skip
+    lines.append(_grid(header, rows))
+    if many:
+        cols = [*acc, "train_seconds", "seconds_per_step"]
+        smaller = {"train_seconds": False, "seconds_per_step": False}
+        called = verdicts(result.per_seed, cols, smaller)
+        names = {"train_seconds": "train s", "seconds_per_step": "s/step"}
+        lines += ["", "GRPO vs PPO, called only where every seed of one beats every seed of "
+                  "the other:"]  # fmt: skip
+        text = "; ".join(f"{names.get(c, c)}: {v}" for c, v in called.items())
+        lines += textwrap.wrap(text, 98, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------ figures
 def _figures_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("figures"), help="output folder (figures/)")
     p.add_argument("--fast", action="store_true", help="the CI-sized compare run")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="S", default=[0, 1, 2],
+                   help="seeds of the compare run (default 0 1 2, as in the README)")  # fmt: skip
+    _add_out(p, RUNS / "figures")
+    p.epilog = "The README's figures: --out figures --overwrite."
 
 
 def _figures_run(args: argparse.Namespace) -> int:
@@ -240,10 +408,12 @@ def _figures_run(args: argparse.Namespace) -> int:
     from .explain import default_figures
     from .plots import save_figures
 
-    status = _compare_run(argparse.Namespace(fast=args.fast, steps=None, seed=0, out=args.out,
-                                             no_progress=False))  # fmt: skip
-    paths = save_figures(default_figures(), args.out)
-    print("wrote " + ", ".join(str(p) for p in paths))
+    figures = default_figures()
+    _check_out(args.out, [*COMPARE_FILES, *(f"{stem}.png" for stem in figures)], args.overwrite)
+    compare = argparse.Namespace(fast=args.fast, steps=None, seeds=args.seeds, out=args.out,
+                                 overwrite=args.overwrite, no_progress=False)  # fmt: skip
+    status = _compare_run(compare)
+    print(_wrote(save_figures(figures, args.out)))
     return status
 
 
@@ -262,13 +432,18 @@ def _reason_arguments(p: argparse.ArgumentParser) -> None:
         "--pass-problems", type=_positive_int, default=100, metavar="P",
         help="eval problems of the pass@k curve (default 100)",
     )  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("figures"), help="where figures and CSVs go")
+    _add_out(p, RUNS / "reason")
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bar")
+
+
+REASON_FILES = ("reason_metrics.csv", "reason_summary.csv", "reason_training.png",
+                "reason_pass_at_k.png")  # fmt: skip
 
 
 def _reason_run(args: argparse.Namespace) -> int:
     import torch
 
+    _check_out(args.out, REASON_FILES, args.overwrite)
     from .models import load_policy
     from .plots import save_figures
     from .reason import PASS_KS, ReasonConfig, pass_at_k_curve, run_reason
@@ -389,6 +564,67 @@ def _book_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------- claims
+def _claims_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="registries to check, e.g. 05_clipping_and_kl README (default: all)")  # fmt: skip
+    p.add_argument("--static", action="store_true",
+                   help="only check the registries against the prose (no run; what CI does)")  # fmt: skip
+    p.add_argument("--fast", action="store_true",
+                   help="run the notebooks in FAST mode: claims measured, values not checked")  # fmt: skip
+    p.add_argument("--timeout", type=_positive_int, default=3600, metavar="S",
+                   help="seconds one cell may run (default 3600)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_out(p, RUNS / "claims")
+    p.epilog = ("Writes OUT/report.json and the executed notebooks to OUT/notebooks/. "
+                "ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 in the environment runs "
+                "the course as an AVX2 CPU would (other kernels, other last digits).")  # fmt: skip
+
+
+def _claims_run(args: argparse.Namespace) -> int:
+    from .claims import load_registry, registry_paths, static_problems
+    from .claims.run import run_claims
+    from .machine import machine_line
+
+    registries = [load_registry(p) for p in registry_paths()]
+    unknown = sorted(set(args.names) - {r.name for r in registries})
+    if unknown:
+        raise CLIError(f"no registry for {unknown}; registries: "
+                       + " ".join(r.name for r in registries))  # fmt: skip
+    chosen = [r for r in registries if not args.names or r.name in args.names]
+    problems = [p for r in chosen for p in static_problems(r)]
+    n = sum(len(r.claims) for r in chosen)
+    print(f"{n} claims registered in {len(chosen)} documents; static check: "
+          f"{len(problems)} problems")  # fmt: skip
+    for problem in problems:
+        print("  " + problem)
+    if args.static:
+        return 1 if problems else 0
+    _check_out(args.out, ["report.json"], args.overwrite)
+    mode = "FAST" if args.fast else "full"
+    print(f"running {len(chosen)} documents in {mode} mode on {machine_line()}")
+    run = run_claims([r.name for r in chosen], fast=args.fast, timeout=args.timeout,
+                     keep=args.out / "notebooks", progress=not args.no_progress)  # fmt: skip
+    rows = [[d.name, _minutes(d.seconds), str(len(d.results)), str(len(d.failures)),
+             "stopped" if d.error else ""] for d in run.documents]  # fmt: skip
+    print(_grid(["document", "time", "claims", "failed", ""], rows))
+    for d in run.documents:
+        if d.error:
+            print(f"STOPPED {d.name}: {d.error[:300]}\n  ({len(d.failures)} claims not measured)")
+            continue
+        for r in d.failures:
+            measured = "not measured" if r["measured"] is None else f"measured {r['measured']}"
+            print(f"FAILED {d.name}:{r['claim']}: {r['text'][:70]!r}\n"
+                  f"       allowed {r['allowed']}, {measured}")  # fmt: skip
+    verdict = "all hold" if not run.failures else f"{len(run.failures)} FAILED"
+    checked = "measured (values not checked in FAST mode)" if args.fast else "checked"
+    print(f"{run.n_claims} claims {checked}: {verdict}; total {_minutes(run.seconds)}")
+    report = args.out / "report.json"
+    report.write_text(json.dumps(run.as_dict(), indent=1, default=str))
+    print(_wrote([report, args.out / "notebooks"]))
+    return 1 if run.failures or problems else 0
+
+
 COMMANDS: dict[str, Command] = {
     "evaluate": Command(
         "greedy / sampled accuracy, pass@k and maj@k of a checkpoint on a task's eval split",
@@ -396,12 +632,12 @@ COMMANDS: dict[str, Command] = {
         _evaluate_run,
     ),
     "compare": Command(
-        "the main job: PPO and GRPO from the same warm start on the same budget; figures + summary",
+        "the main job: PPO and GRPO from the same warm start on the same budget; figures, summary",
         _compare_arguments,
         _compare_run,
     ),
     "figures": Command(
-        "re-make every figure of the README into figures/ (the compare run and the explorers)",
+        "re-make every figure of the README (the compare run on 3 seeds and the explorers)",
         _figures_arguments,
         _figures_run,
     ),
@@ -411,7 +647,7 @@ COMMANDS: dict[str, Command] = {
         _book_run,
     ),
     "pretrain": Command(
-        "supervised warm start of a task; writes data/checkpoints/<task>/ with its card",
+        "supervised warm start of a task; writes OUT/<task>/ with its card (runs/checkpoints/)",
         _pretrain_arguments,
         _pretrain_run,
     ),
@@ -420,6 +656,11 @@ COMMANDS: dict[str, Command] = {
         "scratchpads take over, accuracy and length rise together; figures + CSV",
         _reason_arguments,
         _reason_run,
+    ),
+    "claims": Command(
+        "run the course in full mode and report every number of its prose that no longer holds",
+        _claims_arguments,
+        _claims_run,
     ),
 }
 """Every subcommand: name -> (help, add_arguments, run)."""
@@ -430,18 +671,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m grpo_edu", description="GRPO vs PPO on a tiny arithmetic LM."
     )
     parser.add_argument(
-        "--threads",
-        type=_threads,
-        metavar="N",
-        default="auto",
-        help="torch CPU threads, or 'auto' (default): 1 unless cores are idle and 2 threads are "
-        "measured faster (grpo_edu.threads); on a busy 2-core machine 2 threads made this tiny "
-        "model 6-20x slower. Results are bitwise repeatable at a fixed N",
+        "--threads", type=_threads, metavar="N", default="auto", help=THREADS_HELP
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         p = sub.add_parser(name, help=command.help, description=command.help)
         command.add_arguments(p)
+        # --threads after the command too; SUPPRESS keeps the one given before it otherwise
+        p.add_argument("--threads", type=_threads, metavar="N", default=argparse.SUPPRESS,
+                       help=THREADS_HELP + "; also accepted before the command")  # fmt: skip
         p.set_defaults(run=command.run)
     return parser
 

@@ -6,12 +6,17 @@ same learning-rate schedule: what differs is the algorithm. GRPO's baseline is t
 ignores the groups and learns a critic (GAE on its values). PPO's more usual layout, one completion
 for each of 128 prompts, is one line away (``replace(c.ppo, n_prompts=128, group_size=1)``); it
 gives the critic more distinct prompts per step but cannot share a prompt's forward pass across
-a group (``rollout``, convention 4), so each of its steps costs about 1.6-1.8x more.
+a group (``rollout``, convention 4), so each of its steps costs more (notebook 06 times it).
 Every ``eval_every`` steps the policy is evaluated on the task's fixed eval split (greedy, and
 sampled at the training temperature); evaluation time is excluded from the wall-clock columns.
 
 ``run_compare`` returns a ``CompareResult``: per-step metrics of both runs in one long DataFrame
-(column ``algorithm``), a summary table, and the memory accounts. ``plots.compare_figures`` draws it.
+(column ``algorithm``), a summary table, the memory accounts and the machine it ran on.
+``run_compare_seeds`` repeats it over several seeds (``SeedsResult``): one run says little, since
+another seed, or the same seed on another CPU build, moves the last digits of every number.
+``spread`` gives each column's mean, sd, min and max over seeds, and ``verdicts`` calls a
+difference between the algorithms a win only where the seeds' ranges do not overlap.
+``plots.compare_figures`` draws either.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import pandas as pd
 
 from .accounting import MB
 from .evaluate import accuracy, evaluate_policy
+from .machine import machine_info
 from .models import load_policy, n_params
 from .tasks import get_task
 from .trainer import TrainConfig, TrainResult, train
@@ -81,10 +87,13 @@ class CompareResult:
     metrics: pd.DataFrame
     """Per-step metrics of both runs, long format with an ``algorithm`` column."""
     summary: pd.DataFrame
-    """One row per algorithm (index): accuracies, wall time, memory, parameters."""
+    """Rows ``start`` (the warm start: accuracies only), ``grpo``, ``ppo``: accuracies, training
+    time, memory, parameters; counts are integers."""
     runs: dict[str, TrainResult] = field(default_factory=dict)
     start: dict = field(default_factory=dict)
     """The warm start's evaluation (the same for both)."""
+    machine: dict = field(default_factory=dict)
+    """``machine.machine_info()`` of the machine that ran it (CPU, torch build, threads)."""
 
 
 def make_eval_callback(tokenizer, problems, temperature: float, samples: int, seed: int = 0):
@@ -122,10 +131,106 @@ def run_compare(config: CompareConfig = CompareConfig(), progress: bool = True) 
             **_costs(result),
             **_time_to(df, config.target),
         }
-    summary_df = pd.DataFrame(summary).T
-    summary_df.loc["start"] = _accuracies(start)
+    summary = {"start": _accuracies(start), **summary}  # the warm start first, then the runs
     metrics = pd.concat(rows, ignore_index=True)
-    return CompareResult(config, metrics, summary_df, runs, start.as_dict())
+    return CompareResult(config, metrics, _typed(pd.DataFrame.from_dict(summary, orient="index")),
+                         runs, start.as_dict(), machine_info())  # fmt: skip
+
+
+INTEGER_COLUMNS = ("steps", "completions", "trainable_params", "held_params", "steps_to_target")
+"""Summary columns that count things: nullable integers (the warm start's row has none)."""
+
+
+def _typed(summary: pd.DataFrame) -> pd.DataFrame:
+    """Counts as integers (``Int64``, so that a missing value stays missing), the rest floats."""
+    out = summary.astype(float)
+    for column in INTEGER_COLUMNS:
+        if column in out:
+            out[column] = out[column].round().astype("Int64")
+    return out
+
+
+@dataclass
+class SeedsResult:
+    """The compare job on several seeds."""
+
+    config: CompareConfig
+    """The configuration of the first seed (the others differ only in their seed)."""
+    results: dict[int, CompareResult]
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.results)
+
+    @property
+    def per_seed(self) -> pd.DataFrame:
+        """Every seed's summary, index (seed, algorithm)."""
+        return pd.concat(
+            {s: r.summary for s, r in self.results.items()}, names=["seed", "algorithm"]
+        )
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """Every seed's per-step metrics, with a ``seed`` column."""
+        return pd.concat(
+            [r.metrics.assign(seed=s) for s, r in self.results.items()], ignore_index=True
+        )
+
+    @property
+    def machine(self) -> dict:
+        return next(iter(self.results.values())).machine
+
+
+def run_compare_seeds(
+    config: CompareConfig = CompareConfig(), seeds=(0, 1, 2), progress: bool = True
+) -> SeedsResult:
+    """``run_compare`` once per seed (the same configuration otherwise)."""
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
+    results = {s: run_compare(config.with_seed(s), progress=progress) for s in seeds}
+    return SeedsResult(config.with_seed(seeds[0]), results)
+
+
+def spread(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sd (ddof 1), min, max and n of every summary column over seeds, per algorithm.
+
+    ``per_seed`` is ``SeedsResult.per_seed`` (index (seed, algorithm)); the result has one row
+    per algorithm and columns ``(column, statistic)``.
+    """
+    numeric = per_seed.astype(float)
+    grouped = numeric.groupby(level="algorithm", sort=False)
+    stats = {"mean": grouped.mean(), "sd": grouped.std(ddof=1), "min": grouped.min(),
+             "max": grouped.max(), "n": grouped.count()}  # fmt: skip
+    out = pd.concat(stats, axis=1).swaplevel(axis=1)
+    return out[[(c, s) for c in per_seed.columns for s in stats]]
+
+
+def verdicts(per_seed: pd.DataFrame, columns=None, higher_is_better=None) -> dict[str, str]:
+    """GRPO vs PPO per column: which is better, or ``"within the spread"``.
+
+    A win needs every seed of one algorithm to beat every seed of the other (the min-max ranges
+    over seeds do not overlap; with 3 seeds each, a chance of 1 in 10 when both are equally
+    good); with fewer than 3 seeds nothing is called. ``higher_is_better`` maps a
+    column to False where smaller wins (time, memory); default True.
+    """
+    higher_is_better = higher_is_better or {}
+    numeric = per_seed.astype(float)
+    grpo, ppo = (numeric.xs(a, level="algorithm") for a in ("grpo", "ppo"))
+    out = {}
+    for column in columns or [c for c in per_seed.columns if c in grpo]:
+        g, p = grpo[column].dropna(), ppo[column].dropna()
+        if len(g) < 3 or len(p) < 3:
+            out[column] = f"{min(len(g), len(p))} seed(s): not called"
+            continue
+        sign = 1 if higher_is_better.get(column, True) else -1
+        if sign * g.min() > sign * p.max():
+            out[column] = "GRPO better"
+        elif sign * p.min() > sign * g.max():
+            out[column] = "PPO better"
+        else:
+            out[column] = "within the spread"
+    return out
 
 
 def _accuracies(report) -> dict:

@@ -49,27 +49,55 @@ class DisplayFigure(Figure):
 
 
 def _curves(ax, metrics: pd.DataFrame, x: str, y: str, style: str = "-", label_suffix: str = ""):
+    """One line per algorithm; with a ``seed`` column, the mean over seeds and a min-max band."""
     for algo, df in metrics.groupby("algorithm", sort=False):
         d = df.dropna(subset=[y])
-        ax.plot(d[x], d[y], style, color=COLORS[algo], label=LABELS[algo] + label_suffix, lw=1.8)
+        label, color = LABELS[algo] + label_suffix, COLORS[algo]
+        if "seed" in d and d["seed"].nunique() > 1:
+            by_step = d.groupby("step")
+            mean_x, mean_y = by_step[x].mean(), by_step[y].mean()
+            ax.fill_between(mean_x, by_step[y].min(), by_step[y].max(), color=color, alpha=0.15,
+                            lw=0)  # fmt: skip
+            ax.plot(mean_x, mean_y, style, color=color, label=label, lw=1.8, ms=4)
+        else:
+            ax.plot(d[x], d[y], style, color=color, label=label, lw=1.8, ms=4)
 
 
 def _smooth(metrics: pd.DataFrame, column: str, window: int = 10) -> pd.DataFrame:
     out = metrics.copy()
-    out[column] = out.groupby("algorithm")[column].transform(
+    keys = ["algorithm", "seed"] if "seed" in out else ["algorithm"]
+    out[column] = out.groupby(keys)[column].transform(
         lambda s: s.rolling(window, min_periods=1).mean()
     )
     return out
 
 
-def accuracy_figure(metrics: pd.DataFrame, target: float | None = 0.9) -> Figure:
-    """Eval accuracy (sampled solid, greedy dashed) against completions seen and wall time."""
-    fig = DisplayFigure(figsize=(11, 4), layout="constrained")
+def _seeds_note(metrics: pd.DataFrame) -> str:
+    n = metrics["seed"].nunique() if "seed" in metrics else 1
+    return f"; mean of {n} seeds, band: min to max" if n > 1 else ""
+
+
+def _threads_note(threads: int | None) -> str:
+    if threads is None:
+        return "training wall time (s)"
+    return f"training wall time (s, {threads} torch thread{'s' if threads != 1 else ''})"
+
+
+def accuracy_figure(
+    metrics: pd.DataFrame, target: float | None = 0.9, threads: int | None = None
+) -> Figure:
+    """Eval accuracy (sampled solid, greedy dashed) against completions seen and wall time.
+
+    ``threads``: torch CPU threads of the run, for the time axis's label (``machine_info()``'s
+    ``torch_threads``; None leaves it out). Several seeds (a ``seed`` column) draw their mean
+    and a min-max band. The legend sits below the axes, where no curve runs.
+    """
+    fig = DisplayFigure(figsize=(11, 4.4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, x, xlabel in zip(
         axes,
         ("completions_seen", "time/elapsed"),
-        ("completions seen (same budget for both)", "training wall time (s, 2 CPU cores)"),
+        ("completions seen (same budget for both)", _threads_note(threads)),
         strict=True,
     ):
         _curves(ax, metrics, x, "eval/sampled", "-o", " sampled (T=1)")
@@ -82,30 +110,37 @@ def accuracy_figure(metrics: pd.DataFrame, target: float | None = 0.9) -> Figure
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy on the eval split")
     lowest = metrics[["eval/sampled", "eval/greedy"]].min().min()
-    axes[0].set_ylim(max(0.0, lowest - 0.1), 1.0)
-    axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle("PPO vs GRPO from the same warm start: accuracy")
+    axes[0].set_ylim(max(0.0, lowest - 0.05), 1.0)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle("PPO vs GRPO from the same warm start: accuracy" + _seeds_note(metrics))
     return fig
 
 
+TRAINING_PANELS = (
+    ("reward", "mean reward of the batch"),
+    ("kl", "KL(pi || pi_ref) per token (k3)"),
+    ("entropy", "entropy per token (nats)"),
+    ("frac_reward_zero_std", "share of groups whose G rewards are all equal"),
+)
+"""The training figure's panels. No clip-fraction panel: with mu = 1 every update is on-policy
+(ratio 1), so it is 0 throughout; notebooks that clip (mu > 1, minibatches) plot it themselves."""
+
+
 def training_figure(metrics: pd.DataFrame) -> Figure:
-    """Reward, KL to the reference, clipped fraction and entropy per step (smoothed over 10)."""
+    """Reward, KL to the reference, entropy and zero-signal groups per step (smoothed over 10)."""
     fig = DisplayFigure(figsize=(11, 6.5), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True).ravel()
-    panels = (
-        ("reward", "mean reward of the batch"),
-        ("kl", "KL(pi || pi_ref), k3, per token"),
-        ("clip_ratio/region_mean", "fraction of tokens clipped (always 0 when mu = 1: on-policy)"),
-        ("entropy", "entropy per token (nats)"),
-    )
-    for ax, (column, title) in zip(axes, panels, strict=True):
+    for ax, (column, title) in zip(axes, TRAINING_PANELS, strict=True):
         _curves(ax, _smooth(metrics.dropna(subset=[column]), column), "completions_seen", column)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     for ax in axes[2:]:
         ax.set_xlabel("completions seen")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Training signals (same metric names for both algorithms)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle("Training signals, same metric names for both (mean of 10 steps"
+                 + _seeds_note(metrics) + ")")  # fmt: skip
     return fig
 
 
@@ -135,10 +170,12 @@ def memory_figure(memory: dict[str, dict[str, dict[str, int]]]) -> Figure:
 
 
 def compare_figures(result) -> dict[str, Figure]:
-    """All figures of a ``CompareResult``, by file stem."""
-    memory = {algo: run.memory for algo, run in result.runs.items()}
+    """All figures of a ``CompareResult`` or ``SeedsResult``, by file stem (memory: first seed)."""
+    first = next(iter(result.results.values())) if hasattr(result, "results") else result
+    memory = {algo: run.memory for algo, run in first.runs.items()}
+    threads = (result.machine or {}).get("torch_threads")
     return {
-        "compare_accuracy": accuracy_figure(result.metrics, result.config.target),
+        "compare_accuracy": accuracy_figure(result.metrics, result.config.target, threads),
         "compare_training": training_figure(result.metrics),
         "compare_memory": memory_figure(memory),
     }

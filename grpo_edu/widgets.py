@@ -4,7 +4,7 @@ Each function returns an ``Explorer``, a ``widgets.VBox`` holding a one-line exp
 controls, and a ``widgets.Image`` that shows the figure as PNG bytes::
 
     group_advantage_explorer   one group's rewards -> advantages under each normalisation
-    clip_explorer              the clipped objective and its gradient against the ratio r
+    clip_explorer              the clipped objective and its gradient against the ratio rho
     kl_explorer                k1 / k2 / k3 estimates against the exact KL as pi moves away
     group_size_explorer        G against the noise of the baseline and P(no signal)
     aggregation_explorer       each token's weight under grpo / bnpo / dr_grpo / dapo
@@ -200,7 +200,7 @@ def group_advantage_explorer(rewards: Sequence[float] = (1, 0, 0, 1, 0, 0, 0, 1)
 def clip_explorer(
     advantage: float = 1.0, clip_eps: float = 0.2, clip_eps_high: float = 0.2
 ) -> Explorer:
-    """The clipped objective min(r A, clip(r) A) and its gradient in r, for A and the clip range."""
+    """The clipped objective min(rho A, clip(rho) A) and its gradient in rho, for A and the clip range."""
     controls = {
         "advantage": _slider("advantage A", advantage, -2.0, 2.0, 0.1),
         "clip_eps": _slider("eps (1 - eps: low clip)", clip_eps, 0.05, 0.5, 0.01),
@@ -209,8 +209,8 @@ def clip_explorer(
         ),
     }
     return Explorer(
-        "<b>The clipped surrogate.</b> One token's objective min(r A, clip(r, 1 - eps, 1 + eps_high) A) "
-        "against the ratio r = pi / pi_old, and its slope: where the clipped term wins the "
+        "<b>The clipped surrogate.</b> One token's objective min(ρ A, clip(ρ, 1 - eps, 1 + eps_high) A) "
+        "against the ratio ρ = π / π_old, and its slope: where the clipped term wins the "
         "gradient is exactly 0 (shaded), so the update stops pushing that token.",
         controls,
         ClipFigure().draw,

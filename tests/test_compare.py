@@ -20,7 +20,10 @@ def result():
 
 def test_summary_reports_both_algorithms_and_the_start(result):
     s = result.summary
-    assert list(s.index) == ["grpo", "ppo", "start"]
+    assert list(s.index) == ["start", "grpo", "ppo"]
+    for column in ("steps", "completions", "trainable_params", "held_params", "steps_to_target"):
+        assert str(s[column].dtype) == "Int64", column  # counts print as 855552, not 855552.0
+    assert s.loc["start", "steps"] is pd.NA and result.machine["torch"]
     for algo in ("grpo", "ppo"):
         assert s.loc[algo, "completions"] == 256 and s.loc[algo, "steps"] == 2
         assert 0 <= s.loc[algo, "sampled"] <= 1 and s.loc[algo, "train_seconds"] > 0
@@ -70,3 +73,42 @@ def test_unequal_budgets_are_refused():
     c = CompareConfig()
     with pytest.raises(ValueError, match="same budget"):
         replace(c, ppo=replace(c.ppo, n_prompts=64))
+
+
+def test_spread_and_verdicts_over_seeds():
+    from grpo_edu.compare import spread, verdicts
+
+    rows = {(seed, algo): {"sampled": base + 0.01 * seed, "seconds_per_step": t}
+            for seed in range(3) for algo, base, t in (("grpo", 0.90, 0.1), ("ppo", 0.905, 0.2))}  # fmt: skip
+    per_seed = pd.DataFrame.from_dict(rows, orient="index")
+    per_seed.index.names = ["seed", "algorithm"]
+    table = spread(per_seed)
+    assert table.loc["grpo", ("sampled", "mean")] == pytest.approx(0.91)
+    assert table.loc["grpo", ("sampled", "sd")] == pytest.approx(0.01)
+    assert table.loc["ppo", ("sampled", "n")] == 3
+    called = verdicts(per_seed, higher_is_better={"seconds_per_step": False})
+    assert called == {"sampled": "within the spread", "seconds_per_step": "GRPO better"}
+    one = per_seed.xs(0, level="seed", drop_level=False)
+    assert verdicts(one)["sampled"].endswith("not called")
+
+
+def test_seeds_result_collects_runs(result):
+    from grpo_edu.compare import SeedsResult
+
+    seeds = SeedsResult(result.config, {0: result, 1: result})
+    assert seeds.per_seed.index.names == ["seed", "algorithm"] and len(seeds.per_seed) == 6
+    assert set(seeds.metrics["seed"]) == {0, 1}
+    figures = compare_figures(seeds)
+    assert set(figures) == {"compare_accuracy", "compare_training", "compare_memory"}
+
+
+def test_accuracy_figure_names_the_threads_not_cores(result):
+    fig = compare_figures(result)["compare_accuracy"]
+    labels = [ax.get_xlabel() for ax in fig.axes]
+    assert any("torch thread" in label for label in labels)
+    assert not any("cores" in label for label in labels)
+
+
+def test_training_figure_has_no_always_zero_clip_panel(result):
+    titles = [ax.get_title() for ax in compare_figures(result)["compare_training"].axes]
+    assert not any("clip" in t for t in titles) and len(titles) == 4

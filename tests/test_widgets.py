@@ -190,3 +190,45 @@ def test_custom_rewards_become_a_preset():
     assert explorer.params()["rewards"] == pytest.approx([0.2, 0.9, 0.4])
     with pytest.raises(ValueError, match="2 to 16"):
         widgets.group_advantage_explorer([1.0])
+
+
+# ---------------------------------------------------------------- figure fixes (issue 14)
+def test_std_scaling_weight_hand_and_difficulty_bias():
+    from grpo_edu.explain import std_scaling_weight
+
+    # G = 2: only a split group (1, 0) has signal, A = +-0.5 / (std + 1e-4), std = 1/sqrt(2)
+    a = 0.5 / (math.sqrt(0.5) + 1e-4)
+    for p in (0.1, 0.5, 0.8):
+        assert std_scaling_weight(p, 2) == pytest.approx(a)
+    assert std_scaling_weight(0.3, 8, scale="none") == pytest.approx(7 / 8)  # (G - 1) / G
+    assert std_scaling_weight(0.1, 8) == pytest.approx(std_scaling_weight(0.9, 8))
+    assert (
+        round(std_scaling_weight(0.1, 8), 2) == 2.18
+        and round(std_scaling_weight(0.5, 8), 2) == 1.74
+    )
+
+
+def test_kl_figure_at_shift_zero_is_readable_and_does_not_call_k2_biased():
+    fig = explain.figure_kl(shift=0.0)
+    text = " ".join(t.get_text() for t in fig.texts)
+    assert "biased" not in text.split("k1, k3")[0] and "= KL here" in text
+    ax = fig.axes[1]
+    fig.canvas.draw()
+    labels = [t for t in ax.get_xticklabels() if t.get_text()]
+    assert 2 <= len(labels) <= 7
+    boxes = [t.get_window_extent() for t in labels]
+    assert all(a.x1 < b.x0 for a, b in zip(boxes[:-1], boxes[1:], strict=True)), (
+        "tick labels overlap"
+    )
+    assert "k2 is biased" in " ".join(t.get_text() for t in explain.figure_kl(shift=1.0).texts)
+
+
+def test_group_size_figure_labels_every_y_axis():
+    fig = explain.figure_group_size()
+    assert all(ax.get_ylabel() for ax in fig.axes)
+
+
+def test_clip_figure_writes_the_ratio_as_rho():
+    fig = explain.figure_clip()
+    labels = " ".join(ax.get_xlabel() for ax in fig.axes)
+    assert "ρ" in labels and "ratio r " not in labels

@@ -31,6 +31,7 @@ from .group_size import (
     baseline_std,
     prob_all_equal,
     simulate_groups,
+    std_scaling_weight,
 )
 from .kl import KLEstimates, KLFigure, kl_distributions, kl_estimates
 
@@ -99,6 +100,7 @@ __all__ = [
     "prob_all_equal",
     "render_png",
     "simulate_groups",
+    "std_scaling_weight",
     "token_weights",
     "default_figures",
 ]

@@ -1,4 +1,7 @@
-"""The clipped surrogate objective and its gradient as functions of the ratio r."""
+"""The clipped surrogate objective and its gradient as functions of the ratio rho (ρ).
+
+The ratio is rho (ρ = pi / pi_old) everywhere in the course; r is always a reward.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +23,13 @@ class ClipCurves:
     """The clipped objective of one token on a grid of ratios (all tensors (N,), float64)."""
 
     ratio: Tensor
-    """r = pi / pi_old, the grid (0, r_max]."""
+    """rho = pi / pi_old, the grid (0, r_max]."""
     objective: Tensor
-    """min(r A, clip(r, 1 - eps, 1 + eps_high) A): minus ``clipped_surrogate``'s loss."""
+    """min(rho A, clip(rho, 1 - eps, 1 + eps_high) A): minus ``clipped_surrogate``'s loss."""
     unclipped: Tensor
-    """r A, the plain policy-gradient surrogate."""
+    """rho A, the plain policy-gradient surrogate."""
     grad: Tensor
-    """d objective / d r, by autograd through ``clipped_surrogate``."""
+    """d objective / d rho, by autograd through ``clipped_surrogate``."""
     clipped: Tensor
     """bool, ``SurrogateInfo.is_region_clipped``: where the library says the gradient is 0."""
 
@@ -40,25 +43,25 @@ def clip_curves(
 ) -> ClipCurves:
     """Evaluate ``clipped_surrogate`` for one token at ``n_points`` ratios in (0, r_max].
 
-    Each grid point is one row of a batch with T = 1: ``logp = log r``, ``old_logp = 0``, the
-    same advantage A on every row. The gradient is taken w.r.t. r itself (not log r), so it
-    reads as the slope of the objective curve: A where r is inside the clip range (or on the
+    Each grid point is one row of a batch with T = 1: ``logp = log rho``, ``old_logp = 0``, the
+    same advantage A on every row. The gradient is taken w.r.t. rho itself (not log rho), so it
+    reads as the slope of the objective curve: A where rho is inside the clip range (or on the
     side where clipping does not apply) and exactly 0 where the clipped term wins.
     """
-    ratio = torch.linspace(0.0, r_max, n_points + 1, dtype=torch.float64)[1:]  # (N,) r > 0
+    ratio = torch.linspace(0.0, r_max, n_points + 1, dtype=torch.float64)[1:]  # (N,) rho > 0
     ratio.requires_grad_()
-    logp = ratio.log().unsqueeze(1)  # log r  (N, 1)
+    logp = ratio.log().unsqueeze(1)  # log rho  (N, 1)
     old_logp = torch.zeros_like(logp)  # (N, 1)
     advantages = torch.full((n_points,), float(advantage), dtype=torch.float64)  # A  (N,)
     loss, info = clipped_surrogate(
         logp, old_logp, advantages, torch.ones_like(logp), clip_eps, clip_eps_high
     )  # (N, 1)
     objective = -loss[:, 0]  # (N,)
-    (grad,) = torch.autograd.grad(objective.sum(), ratio)  # d objective / d r  (N,)
+    (grad,) = torch.autograd.grad(objective.sum(), ratio)  # d objective / d rho  (N,)
     return ClipCurves(
         ratio=ratio.detach(),
         objective=objective.detach(),
-        unclipped=ratio.detach() * advantage,  # r A
+        unclipped=ratio.detach() * advantage,  # rho A
         grad=grad,
         clipped=info.is_region_clipped[:, 0],
     )
@@ -68,13 +71,13 @@ def _case_note(advantage: float, lo: float, hi: float) -> str:
     """The clip case by case (Spinning Up's reading of PPO-Clip), for the current A."""
     if advantage > 0:
         return (
-            f"A > 0: raising r pays only up to\n1 + eps_high = {hi:.2f}; beyond it the\n"
+            f"A > 0: raising ρ pays only up to\n1 + eps_high = {hi:.2f}; beyond it the\n"
             "clipped term wins and the gradient\nis 0 (shaded). Below 1 - eps nothing\n"
             "is clipped: the token can still be\npushed back up."
         )
     if advantage < 0:
         return (
-            f"A < 0: lowering r pays only down to\n1 - eps = {lo:.2f}; below it the\n"
+            f"A < 0: lowering ρ pays only down to\n1 - eps = {lo:.2f}; below it the\n"
             "gradient is 0 (shaded). Above\n1 + eps_high nothing is clipped: a\n"
             "ratio that grew is always pushed\nback down."
         )
@@ -82,7 +85,7 @@ def _case_note(advantage: float, lo: float, hi: float) -> str:
 
 
 class ClipFigure(LivePlot):
-    """Objective (top) and its gradient (bottom) against r, zero-gradient regions shaded."""
+    """Objective (top) and its gradient (bottom) against rho, zero-gradient regions shaded."""
 
     figsize = (9.0, 4.2)
 
@@ -95,15 +98,15 @@ class ClipFigure(LivePlot):
             style(ax)
         self.ax.tick_params(labelbottom=False)
         self.ax.set_ylabel("objective", fontsize=FONT + 1)
-        self.ax_grad.set_ylabel("d objective / d r", fontsize=FONT + 1)
-        self.ax_grad.set_xlabel("ratio r = pi / pi_old", fontsize=FONT + 1)
+        self.ax_grad.set_ylabel("d objective / d ρ", fontsize=FONT + 1)
+        self.ax_grad.set_xlabel("ratio ρ = π / π_old", fontsize=FONT + 1)
         self.ax_grad.set_xlim(0, 2)
         self.ax_grad.set_xticks([0, 0.5, 1, 1.5, 2])
         (self.unclipped,) = self.ax.plot([], [], color="0.5", ls="--", lw=1.2)
         (self.objective,) = self.ax.plot([], [], color=COLORS["grpo"], lw=2.2)
         (self.grad,) = self.ax_grad.plot([], [], color=COLORS["grpo"], lw=2.2)
         handles = [Patch(color=ZERO_GRAD_COLOR), self.unclipped, self.objective]
-        labels = ["gradient = 0", "r A (no clip)", "min(r A, clip(r, 1-eps, 1+eps_high) A)"]
+        labels = ["gradient = 0", "ρ A (no clip)", "min(ρ A, clip(ρ, 1-eps, 1+eps_high) A)"]
         self.ax.legend(
             handles,
             labels,

@@ -33,6 +33,34 @@ def baseline_std(p: float, group_size: int) -> float:
     return math.sqrt(p * (1 - p) / group_size)
 
 
+def std_scaling_weight(p: float, group_size: int, scale: str = "group") -> float:
+    """Expected weight of a prompt's gradient under GRPO's advantage, as a function of p.
+
+    For a prompt solved with probability p, answer i's term A_i grad log pi(o_i) has expectation
+    w * grad p with w = E[A_i | r_i = 1] - E[A_i | r_i = 0] (the score of an answer, given only
+    whether it is right, averages to grad p / p or -grad p / (1 - p)). Computed exactly over the
+    binomial count of right answers among the other G - 1, with ``group_advantages`` itself.
+
+    Without the std (``scale="none"``, Dr. GRPO) w = (G - 1) / G for every p: each prompt counts
+    by how much its p can still move. Dividing by the group std (the default) makes w larger
+    where the std is small, i.e. for prompts that are almost always right or almost always
+    wrong: for G = 8, w = 2.18 at p = 0.1 or 0.9 against 1.74 at p = 0.5. That is the
+    difficulty bias Dr. GRPO (arXiv:2503.20783, sec. 3.1) removes.
+    """
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), got {p!r}")
+    G = group_size
+    expected = {0: 0.0, 1: 0.0}  # E[A_1 | r_1]
+    for r1 in (0, 1):
+        for k in range(G):  # right answers among the other G - 1
+            weight = math.comb(G - 1, k) * p**k * (1 - p) ** (G - 1 - k)
+            rewards = torch.tensor(
+                [float(r1)] + [1.0] * k + [0.0] * (G - 1 - k), dtype=torch.float64
+            )
+            expected[r1] += weight * group_advantages(rewards, G, scale=scale)[0].item()
+    return expected[1] - expected[0]
+
+
 @dataclass(frozen=True)
 class GroupSimulation:
     """Many groups of G binary rewards drawn for one prompt with success probability p."""
@@ -79,21 +107,23 @@ class GroupSizeFigure(LivePlot):
     figsize = (10.0, 3.3)
 
     def setup(self) -> None:
-        self.fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.84, wspace=0.25)
+        self.fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.84, wspace=0.3)
         self.ax_b, self.ax_a, self.ax_g = self.fig.subplots(1, 3)
         for ax in (self.ax_b, self.ax_a, self.ax_g):
             style(ax)
         self.ax_b.set_xlabel("group mean - p  (baseline error)", fontsize=FONT + 1)
-        self.ax_b.set_ylabel("share", fontsize=FONT + 1)
+        self.ax_b.set_ylabel("share of groups", fontsize=FONT + 1)
         self.ax_b.set_xlim(-1, 1)
         self.ax_b.set_xticks([-1, -0.5, 0, 0.5, 1])
         self.ax_a.set_xlabel("GRPO advantage of a correct answer", fontsize=FONT + 1)
+        self.ax_a.set_ylabel("share of correct answers", fontsize=FONT + 1)
         self.ax_g.set_xscale("log", base=2)
         self.ax_g.set_xticks([2, 4, 8, 16, 32, 64], ["2", "4", "8", "16", "32", "64"])
         self.ax_g.xaxis.set_minor_locator(NullLocator())
         self.ax_g.set_xlim(G_RANGE[0] * 0.9, G_RANGE[1] * 1.1)
         self.ax_g.set_ylim(0, 1.02)
         self.ax_g.set_xlabel("group size G", fontsize=FONT + 1)
+        self.ax_g.set_ylabel("sd of the error / probability", fontsize=FONT + 1)
         title(self.ax_g, "against G\nlines exact, dots simulated at this G")
         grpo = COLORS["grpo"]
         simulated = Line2D([], [], color=grpo, lw=3)
