@@ -5,11 +5,19 @@ metrics  ``METRICS``: every column of the per-step DataFrame, documented once
 loop     ``train`` and its pieces: ``build_state``, ``sample_and_score``, ``update``
 """
 
-from .config import ALGORITHMS, LR_SCHEDULES, TrainConfig, check_train_config, lr_scheduler
+from .config import (
+    ALGORITHMS,
+    LR_SCHEDULES,
+    SOURCES,
+    TrainConfig,
+    check_train_config,
+    lr_scheduler,
+)
 from .loop import (
     TrainResult,
     TrainState,
     build_state,
+    make_source,
     compute_rewards,
     sample_and_score,
     train,
@@ -21,6 +29,7 @@ __all__ = [
     "ALGORITHMS",
     "LR_SCHEDULES",
     "METRICS",
+    "SOURCES",
     "TrainConfig",
     "TrainResult",
     "TrainState",
@@ -28,6 +37,7 @@ __all__ = [
     "check_train_config",
     "compute_rewards",
     "lr_scheduler",
+    "make_source",
     "sample_and_score",
     "train",
     "update",
