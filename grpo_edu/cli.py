@@ -394,6 +394,88 @@ def _compare_report(result, target: float) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------------- paradigm
+PARADIGM_FILES = ("paradigm_metrics.csv", "paradigm_runs.csv", "paradigm_passk.csv",
+                  "paradigm_config.json", "paradigm_table.csv", "paradigm_race.png",
+                  "paradigm_passk.png", "paradigm_final.png", "paradigm_coefficients.png")  # fmt: skip
+
+
+def _paradigm_arguments(p: argparse.ArgumentParser) -> None:
+    from .paradigm import METHODS
+
+    p.add_argument("--fast", action="store_true", help="CI size: one seed, 6 steps (~1 min)")
+    p.add_argument("--steps", type=_positive_int, help="override the steps of every run")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds (default 0 1 2)")
+    p.add_argument("--methods", nargs="+", metavar="M", choices=METHODS,
+                   help=f"methods to race (default all: {' '.join(METHODS)})")  # fmt: skip
+    p.add_argument("--workers", type=_positive_int, default=2,
+                   help="processes running the runs, one torch thread each (default 2)")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("figures"), help="where figures and CSVs go")
+    p.add_argument("--overwrite", action="store_true", help="replace existing paradigm_* files")
+    p.add_argument("--pretrain", action="store_true",
+                   help="re-make the race's warm start (paradigm.WARM_START) first")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _paradigm_run(args: argparse.Namespace) -> int:
+    import os
+
+    from .models import save_policy
+    from .paradigm import RaceConfig, check_race_config, format_table, paradigm_figures, run_race
+    from .paradigm.race import WARM_START, make_warm_start, passk_table, save_race
+    from .plots import save_figures
+
+    config = RaceConfig.fast() if args.fast else RaceConfig()
+    changes = {"steps": args.steps, "seeds": args.seeds and tuple(args.seeds),
+               "methods": args.methods and tuple(args.methods), "workers": args.workers}  # fmt: skip
+    config = replace(config, **{k: v for k, v in changes.items() if v is not None})
+    existing = [str(args.out / f) for f in PARADIGM_FILES if (args.out / f).exists()]
+    if existing and not args.overwrite:
+        raise CLIError(f"{existing[0]} exists (shipped results): pass --overwrite, or --out DIR")
+    if args.pretrain and WARM_START.exists() and not args.overwrite:
+        raise CLIError(f"{WARM_START} exists (the shipped warm start): pass --overwrite too")
+    try:
+        check_race_config(config)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    load = os.getloadavg()
+    if args.pretrain:
+        model, tokenizer, card = make_warm_start(progress=not args.no_progress)
+        save_policy(model, tokenizer, WARM_START, card=card)
+        e = card["eval"]
+        print(f"warm start {WARM_START}: greedy {e['greedy']:.3f} sampled {e['sampled']:.3f} "
+              f"pass@8 {e['pass_at_k']:.3f}, {card['train_cpu_seconds']:.0f} s CPU")  # fmt: skip
+    print(
+        f"paradigm race on {config.task} from {config.checkpoint}: {', '.join(config.methods)}; "
+        f"seeds {' '.join(map(str, config.seeds))}; {config.steps} steps x "
+        f"{config.n_prompts * config.group_size} completions; {config.workers} worker(s); "
+        f"load average at start {load[0]:.1f} on {os.cpu_count()} cores"
+    )
+
+    def line(method, seed, s):
+        print(f"  {method:<10} seed {seed}: greedy {s['greedy']:.3f}  sampled {s['sampled']:.3f}  "
+              f"train {s['train_seconds']:.1f} s ({s['train_cpu_seconds']:.1f} s CPU), "
+              f"job {s['job_seconds']:.1f} s", flush=True)  # fmt: skip
+
+    t0 = time.perf_counter()
+    result = run_race(config, progress=not args.no_progress, on_result=line)
+    wall = time.perf_counter() - t0
+    files = save_race(result, args.out)
+    from .explain.coefficients import figure_coefficients
+
+    figures = paradigm_figures(result) | {"paradigm_coefficients": figure_coefficients()}
+    paths = save_figures(figures, args.out)
+    print(f"mean ± std over {len(config.seeds)} seed(s):")
+    print(format_table(result.table).to_string())
+    print("pass@k, mean over seeds:")
+    print(passk_table(result.passk).to_string(float_format=lambda v: f"{v:.3f}"))
+    load = os.getloadavg()
+    print(f"race wall time {wall:.0f} s ({wall / 60:.1f} min); load average now "
+          f"{load[0]:.1f} (1 min), {load[2]:.1f} (15 min)")  # fmt: skip
+    print("wrote " + ", ".join(str(p) for p in [*files, *paths]))
+    return 0
+
+
 # ------------------------------------------------------------------------------------ figures
 def _figures_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fast", action="store_true", help="the CI-sized compare run")
@@ -529,6 +611,7 @@ def _reason_run(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(p) for p in [args.out / "reason_metrics.csv",
                                                 args.out / "reason_summary.csv", *paths]))  # fmt: skip
 
+
 # --------------------------------------------------------------------------------------- book
 def _book_arguments(p: argparse.ArgumentParser) -> None:
     from .book import DEFAULT_OUT
@@ -646,6 +729,11 @@ COMMANDS: dict[str, Command] = {
         _book_arguments,
         _book_run,
     ),
+    "paradigm": Command(
+        "DeepSeekMath's unified paradigm: SFT, RFT, online RFT, DPO, PPO, GRPO raced over seeds",
+        _paradigm_arguments,
+        _paradigm_run,
+    ),
     "pretrain": Command(
         "supervised warm start of a task; writes OUT/<task>/ with its card (runs/checkpoints/)",
         _pretrain_arguments,
@@ -670,9 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m grpo_edu", description="GRPO vs PPO on a tiny arithmetic LM."
     )
-    parser.add_argument(
-        "--threads", type=_threads, metavar="N", default="auto", help=THREADS_HELP
-    )
+    parser.add_argument("--threads", type=_threads, metavar="N", default="auto", help=THREADS_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         p = sub.add_parser(name, help=command.help, description=command.help)

@@ -8,6 +8,8 @@ controls, and a ``widgets.Image`` that shows the figure as PNG bytes::
     kl_explorer                k1 / k2 / k3 estimates against the exact KL as pi moves away
     group_size_explorer        G against the noise of the baseline and P(no signal)
     aggregation_explorer       each token's weight under grpo / bnpo / dr_grpo / dapo
+    coefficient_explorer       one group's rewards -> the gradient coefficient of SFT, RFT,
+                               online RFT, DPO, PPO and GRPO (DeepSeekMath's unified paradigm)
 
 Why a PNG in an ``Image`` and not pyplot in an ``Output`` widget: the latter renders blank in a
 real browser about half the time. Only core ipywidgets APIs present in both 7.7 and 8 are used.
@@ -299,10 +301,53 @@ def aggregation_explorer(
     )
 
 
+# ---------------------------------------------------------------------- 6. coefficients
+def coefficient_explorer(
+    rewards: Sequence[float] = (1, 0, 0, 1, 0, 0, 0, 1),
+    drift: float = 0.0,
+    value: float = 0.0,
+    kl_coef: float = 0.04,
+    dpo_beta: float = 0.1,
+    length: int = 3,
+) -> Explorer:
+    """Every method's gradient coefficient on one group (``explain.coefficients``)."""
+    from .explain.coefficients import CoefficientFigure  # imports the trainer: only when used
+
+    presets = list(GROUP_PRESETS)
+    rewards = tuple(float(r) for r in rewards)
+    if rewards not in [r for _, r in presets]:
+        presets.insert(0, ("your rewards", rewards))
+    controls = {
+        "rewards": widgets.Dropdown(
+            options=presets, value=rewards, description="group", style=STYLE
+        ),
+        "drift": _slider("log pi/pi_ref moved towards the correct answers", drift, 0.0, 2.0, 0.05),
+        "value": _slider("critic value V(s_t) (PPO's baseline)", value, -1.0, 1.0, 0.05),
+        "kl_coef": _slider("GRPO beta (KL)", kl_coef, 0.0, 0.5, 0.01),
+        "dpo_beta": _slider("DPO beta", dpo_beta, 0.01, 1.0, 0.01),
+        "length": _slider("tokens per answer", length, 1, 8),
+    }
+    return Explorer(
+        "<b>One formula, six coefficients.</b> DeepSeekMath (sec. 5.2.1) writes every method's "
+        "gradient as E[1/|o| sum_t GC(q, o, t) grad log pi(o_t)]. Pick a group of rewards: RFT "
+        "and online RFT weigh the correct answers 1 and the rest 0; GRPO and PPO also push the "
+        "wrong ones down; DPO pairs a correct with a wrong answer, with a weight that shrinks as "
+        "the policy separates them (drift). Each bar is computed from the method's own loss.",
+        controls,
+        CoefficientFigure().draw,
+        rows=[
+            [controls["rewards"], controls["length"]],
+            [controls["drift"], controls["value"]],
+            [controls["kl_coef"], controls["dpo_beta"]],
+        ],
+    )
+
+
 __all__ = [
     "Explorer",
     "aggregation_explorer",
     "clip_explorer",
+    "coefficient_explorer",
     "group_advantage_explorer",
     "group_size_explorer",
     "kl_explorer",

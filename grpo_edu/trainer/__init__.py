@@ -5,13 +5,21 @@ metrics  ``METRICS``: every column of the per-step DataFrame, documented once
 loop     ``train`` and its pieces: ``build_state``, ``sample_and_score``, ``update``
 """
 
-from .config import ALGORITHMS, LR_SCHEDULES, TrainConfig, check_train_config, lr_scheduler
+from .config import (
+    ALGORITHMS,
+    LR_SCHEDULES,
+    SOURCES,
+    TrainConfig,
+    check_train_config,
+    lr_scheduler,
+)
 from .loop import (
     TrainResult,
     TrainState,
     build_state,
     compute_rewards,
     compute_step_rewards,
+    make_source,
     sample_and_score,
     train,
     update,
@@ -22,6 +30,7 @@ __all__ = [
     "ALGORITHMS",
     "LR_SCHEDULES",
     "METRICS",
+    "SOURCES",
     "TrainConfig",
     "TrainResult",
     "TrainState",
@@ -31,6 +40,7 @@ __all__ = [
     "compute_step_rewards",
     "completion_metrics",
     "lr_scheduler",
+    "make_source",
     "sample_and_score",
     "train",
     "update",

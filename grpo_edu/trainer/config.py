@@ -8,14 +8,38 @@ from dataclasses import dataclass
 
 import torch
 
-from ..algorithms import GRPOConfig, PPOConfig, check_config
+from ..algorithms import (
+    DPOConfig,
+    GRPOConfig,
+    PPOConfig,
+    RFTConfig,
+    SFTConfig,
+    check_config,
+    check_paradigm_config,
+)
 from ..masked import check_int, check_positive
 from ..models import resolve_device
 from ..rewards import get_step_reward
 from ..rollout import check_temperature
 
-ALGORITHMS = ("grpo", "ppo")
-"""Valid ``TrainConfig.algorithm`` values."""
+ALGORITHMS = ("grpo", "ppo", "sft", "rft", "online_rft", "dpo")
+"""Valid ``TrainConfig.algorithm`` values: GRPO and PPO, and the other methods of DeepSeekMath's
+unified paradigm (sec. 5.2.1; ``algorithms.paradigm_steps``)."""
+
+SOURCES = {
+    "grpo": "policy",
+    "ppo": "policy",
+    "online_rft": "policy",
+    "sft": "reference",
+    "rft": "warm_start",
+    "dpo": "warm_start",
+}
+"""Algorithm -> where its completions come from (the paradigm's data source D):
+
+``"policy"``      sampled from the current policy every step (online methods);
+``"reference"``   the task's reference answers, nothing sampled (SFT's human data);
+``"warm_start"``  sampled once from the warm start before the first update, out of the same
+                  budget of steps x n_prompts x group_size completions (offline methods)."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +47,8 @@ class TrainConfig:
     """One RL run. Build it directly and vary it with ``dataclasses.replace``."""
 
     algorithm: str = "grpo"
-    """``"grpo"`` or ``"ppo"``."""
+    """``"grpo"``, ``"ppo"``, or ``"sft"``, ``"rft"``, ``"online_rft"``, ``"dpo"`` (the data
+    source of each is ``trainer.sources.SOURCES``)."""
     task: str = "add2"
     """Task whose train split provides the prompts."""
     checkpoint: str = "add2"
@@ -64,6 +89,13 @@ class TrainConfig:
     """GRPO's hyperparameters (used when ``algorithm="grpo"``)."""
     ppo: PPOConfig = PPOConfig()
     """PPO's hyperparameters (used when ``algorithm="ppo"``)."""
+    sft: SFTConfig = SFTConfig()
+    """SFT's hyperparameters (``algorithm="sft"``): n_prompts * group_size reference answers
+    per step, so that SFT trains on as many answers as the others sample."""
+    rft: RFTConfig = RFTConfig()
+    """RFT's hyperparameters, for ``"rft"`` (offline) and ``"online_rft"``."""
+    dpo: DPOConfig = DPOConfig()
+    """DPO's hyperparameters (``algorithm="dpo"``); its pairs come from groups of group_size."""
     device: str = "cpu"
     """Where the models and every tensor live: ``"cpu"`` (the default: for these tiny models a
     CPU core beats a GPU's launch overhead), ``"cuda"``, ``"cuda:1"``, ``"mps"``, or ``"auto"``
@@ -120,8 +152,24 @@ def check_train_config(config: TrainConfig) -> None:
         )
     if process:
         get_step_reward(config.step_rewards)
-    if config.algorithm == "grpo":
-        check_config(config.grpo, config.group_size)
-    else:
-        check_config(config.ppo)
+    CONFIG_CHECKS[config.algorithm](config)
     resolve_device(config.device)
+
+
+def _check_pairs(config: TrainConfig) -> None:
+    check_paradigm_config(config.dpo)
+    if config.group_size < 2:
+        raise ValueError(
+            f"DPO makes its pairs inside groups: it needs group_size >= 2, got {config.group_size}"
+        )
+
+
+CONFIG_CHECKS = {
+    "grpo": lambda c: check_config(c.grpo, c.group_size),
+    "ppo": lambda c: check_config(c.ppo),
+    "sft": lambda c: check_paradigm_config(c.sft),
+    "rft": lambda c: check_paradigm_config(c.rft),
+    "online_rft": lambda c: check_paradigm_config(c.rft),
+    "dpo": _check_pairs,
+}
+"""Algorithm -> the check of its config (one entry per ``ALGORITHMS`` name)."""

@@ -1,15 +1,19 @@
-"""The training loop, the same for both algorithms: rollout -> rewards -> update -> metrics.
+"""The training loop, the same for every algorithm: rollout -> rewards -> update -> metrics.
 
     for step in range(steps):
         problems = next batch of n_prompts train problems
         rollout  = generate_rollout(policy, problems, group_size)        # B = n_prompts * G
         rewards  = sum_k weight_k * reward_k(prompts, texts, **columns)  # (B,)
-        metrics  = grpo_step(...) or ppo_step(...)                       # one update
+        metrics  = UPDATES[algorithm](...)                               # one update
         metrics  += completion_metrics(rollout), time/..., memory/..., completions_seen
 
 With ``GRPOConfig(advantage="process")`` a process reward model (``TrainConfig.step_rewards``)
 also scores every step of every completion (``compute_step_rewards``), and ``grpo_step`` turns
 those scores into per-token advantages.
+
+Where the rollout comes from is the algorithm's data source (``config.SOURCES``): sampled from
+the current policy (GRPO, PPO, online RFT), the task's reference answers (SFT), or a dataset
+sampled once from the warm start (RFT, DPO): ``make_source`` returns ``batch(step)``.
 
 ``train`` returns a ``TrainResult``: the trained policy, a pandas DataFrame with one row per step
 (columns documented in the README's metrics table) and the ``StepTrace`` of the steps asked for.
@@ -37,14 +41,22 @@ from ..accounting import (
     measure_training_state,
     with_activations,
 )
-from ..algorithms import StepTrace, grpo_step, ppo_step
-from ..losses import policy_loss
+from ..algorithms import (
+    StepTrace,
+    dpo_step,
+    grpo_step,
+    ppo_step,
+    reference_rollout,
+    rft_step,
+    sft_step,
+    split_rollout,
+)
 from ..models import Critic, adam, frozen_copy, load_policy, n_params, resolve_device
 from ..rewards import get_reward, get_step_reward
 from ..rollout import Rollout, generate_rollout
 from ..tasks import get_task
 from ..vocab import EOS, id_tokens
-from .config import TrainConfig, check_train_config, lr_scheduler
+from .config import SOURCES, TrainConfig, check_train_config, lr_scheduler
 from .metrics import completion_metrics
 
 
@@ -113,16 +125,42 @@ def update(
     rewards: torch.Tensor,
     generator: torch.Generator,
     trace: bool = False,
-    loss_fn=policy_loss,
+    loss_fn=None,
     step_rewards: tuple[torch.Tensor, torch.Tensor] | None = None,
 ):
-    """One ``grpo_step`` or ``ppo_step`` on ``state``: (metrics, traces)."""
-    s = state
-    if config.algorithm == "grpo":
-        args = (s.policy, s.ref_model, s.optimizer, rollout, rewards, config.grpo)
-        return grpo_step(*args, generator, trace, loss_fn, step_rewards)
-    args = (s.policy, s.critic, s.ref_model, s.optimizer, rollout, rewards, config.ppo)
-    return ppo_step(*args, generator, trace, loss_fn)
+    """One step of ``config.algorithm`` on ``state`` (``UPDATES``): (metrics, traces).
+
+    ``loss_fn`` None keeps the step's own loss (``policy_loss``, ``likelihood_loss``, ``dpo_loss``).
+    """
+    s, kw = state, {} if loss_fn is None else {"loss_fn": loss_fn}
+    if step_rewards is not None:  # GRPO with process supervision
+        kw["step_rewards"] = step_rewards
+    return UPDATES[config.algorithm](s, config, rollout, rewards, generator, trace, **kw)
+
+
+def _grpo(s, c, *args, **kw):
+    return grpo_step(s.policy, s.ref_model, s.optimizer, *args[:2], c.grpo, *args[2:], **kw)
+
+
+def _ppo(s, c, *args, **kw):
+    return ppo_step(s.policy, s.critic, s.ref_model, s.optimizer, *args[:2], c.ppo, *args[2:], **kw)
+
+
+def _sft(s, c, *args, **kw):
+    return sft_step(s.policy, s.ref_model, s.optimizer, *args[:2], c.sft, *args[2:], **kw)
+
+
+def _rft(s, c, *args, **kw):
+    return rft_step(s.policy, s.ref_model, s.optimizer, *args[:2], c.rft, *args[2:], **kw)
+
+
+def _dpo(s, c, *args, **kw):
+    return dpo_step(s.policy, s.ref_model, s.optimizer, *args[:2], c.dpo, *args[2:], **kw)
+
+
+UPDATES = {"grpo": _grpo, "ppo": _ppo, "sft": _sft, "rft": _rft, "online_rft": _rft, "dpo": _dpo}
+"""Algorithm -> its step on (state, config, rollout, rewards, generator, trace[, loss_fn]):
+online and offline RFT are the same step on different data (``SOURCES``)."""
 
 
 @dataclass
@@ -156,8 +194,9 @@ def train(
 ) -> TrainResult:
     """Run ``config.steps`` rollout/update cycles; returns a ``TrainResult``.
 
-    ``loss_fn`` replaces the policy loss of every update (None = ``losses.policy_loss``); it
-    takes and returns what ``policy_loss`` does (exercises pass a student's loss this way).
+    ``loss_fn`` replaces the loss of every update (None = the step's own, ``losses.policy_loss``
+    for GRPO and PPO); it takes and returns what that loss does (exercises pass a student's
+    loss this way).
     """
     check_train_config(config)
     torch.manual_seed(config.seed)
@@ -167,20 +206,18 @@ def train(
     max_new_tokens = config.max_new_tokens or task.max_new_tokens
     generator, sampler = _generators(config.seed, next(state.policy.parameters()).device)
     order = torch.randperm(len(task.train), generator=generator, device="cpu").tolist()
+    batch = make_source(state, config, task, order, max_new_tokens, sampler)
     rows, traces, memory, t_start = [], {}, {}, time.perf_counter()
     bar = tqdm(range(config.steps), desc=config.algorithm.upper(), disable=not progress)
     for step in bar:
         t0 = time.perf_counter()
-        start = step * config.n_prompts
-        problems = [task.train[order[(start + i) % len(order)]] for i in range(config.n_prompts)]
-        rollout, rewards = sample_and_score(state, config, problems, max_new_tokens, sampler)
+        rollout, rewards = batch(step)
         steps = compute_step_rewards(rollout, config.step_rewards) if config.step_rewards else None
         t1 = time.perf_counter()
-        loss = loss_fn or policy_loss
         meter = ActivationMeter(state.optimizer) if step == 0 else contextlib.nullcontext()
         with meter:  # step 0: the activations an update keeps for backward
             metrics, step_traces = update(
-                state, config, rollout, rewards, generator, step in trace_steps, loss, steps
+                state, config, rollout, rewards, generator, step in trace_steps, loss_fn, steps
             )
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
@@ -217,6 +254,60 @@ def sample_and_score(state: TrainState, config: TrainConfig, problems, max_new_t
     )
     state.policy.train()
     return rollout, compute_rewards(rollout, config.rewards, config.reward_weights)
+
+
+def make_source(state: TrainState, config: TrainConfig, task, order, max_new_tokens, sampler):
+    """``batch(step) -> (rollout, rewards)`` from the algorithm's data source (``SOURCES``).
+
+    Every source reads the train split in the same seeded ``order``, step after step, so at
+    equal steps the methods see the same prompts; SFT, one reference answer per prompt, reads
+    ``group_size`` times as many. The offline dataset (``"warm_start"``) is sampled at the first
+    call from the frozen copy of the warm start (``state.ref_model``), all steps at once in
+    chunks of 2,048 completions, so its sampling time is counted in step 1's ``time/rollout``.
+    """
+
+    def problems(step: int, n: int):
+        return [task.train[order[(step * n + i) % len(order)]] for i in range(n)]
+
+    def scored(rollout):
+        return rollout, compute_rewards(rollout, config.rewards, config.reward_weights)
+
+    kind = SOURCES[config.algorithm]
+    if kind == "policy":
+        return lambda step: sample_and_score(
+            state, config, problems(step, config.n_prompts), max_new_tokens, sampler
+        )
+    if kind == "reference":
+        return lambda step: scored(
+            reference_rollout(
+                state.policy, state.tokenizer, problems(step, config.completions_per_step),
+                config.temperature,
+            )
+        )  # fmt: skip
+    dataset: list = []
+
+    def offline(step: int):
+        if not dataset:
+            dataset.extend(_offline_dataset(state, config, problems, max_new_tokens, sampler))
+        return dataset[step]
+
+    return offline
+
+
+def _offline_dataset(state, config, problems, max_new_tokens, sampler) -> list:
+    """(rollout, rewards) of every step, sampled from the warm start before training."""
+    per_chunk = max(1, 2048 // config.completions_per_step)  # steps sampled in one batch
+    dataset = []
+    for first in range(0, config.steps, per_chunk):
+        steps = range(first, min(first + per_chunk, config.steps))
+        chunk = [p for s in steps for p in problems(s, config.n_prompts)]
+        rollout = generate_rollout(
+            state.ref_model, state.tokenizer, chunk, config.group_size, max_new_tokens,
+            config.temperature, sampler,
+        )  # fmt: skip
+        for part in split_rollout(rollout, config.completions_per_step):
+            dataset.append((part, compute_rewards(part, config.rewards, config.reward_weights)))
+    return dataset
 
 
 def _generators(seed: int, device: torch.device) -> tuple[torch.Generator, torch.Generator]:
