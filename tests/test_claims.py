@@ -187,12 +187,28 @@ def test_quotes_reads_numbers_and_percentages():
 
 
 # ------------------------------------------------------------ the shipped registries (CI)
+PENDING = {
+    "08_reasoning": "added by the reasoning chapter's branch before the claims mechanism; its "
+    "author registers its 14 quoted numbers (python -m grpo_edu claims --static lists them)",
+}
+"""Course notebooks that do not register their claims yet, each with why: remove the entry when
+its ``claims/NN_topic.toml`` lands (a stale entry fails ``test_pending_entries_are_still_pending``)."""
+
+
 @pytest.mark.parametrize("path", COURSE, ids=lambda p: p.name)
 def test_every_course_notebook_has_a_registry(path):
+    if path.stem in PENDING:
+        pytest.skip(f"{path.stem}: {PENDING[path.stem]}")
     assert (ROOT / "claims" / f"{path.stem}.toml").exists(), (
         f"{path.name}: register the numbers its prose quotes in claims/{path.stem}.toml "
         "(see grpo_edu.claims)"
     )
+
+
+def test_pending_entries_are_still_pending():
+    registered = {p.stem for p in registry_paths()}
+    assert not set(PENDING) & registered, "registered now: remove them from PENDING"
+    assert set(PENDING) <= {p.stem for p in COURSE}
 
 
 @pytest.mark.parametrize("path", registry_paths(), ids=lambda p: p.name)

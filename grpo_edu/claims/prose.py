@@ -12,7 +12,8 @@ of the kinds of number that are never results:
   ``section 3``, ``exercise 2``, ``convention 4``, years such as ``2024``;
 - names with digits (``add2``, ``k3``, ``pass@8``) and integers inside inline math (``$G = 8$``);
 - integers below 10 (``3 tokens``, ``A = -1``, ``1/6``), unless written as a percentage;
-- the "Exercises" sections, which suggest settings to try and quote no results.
+- the "Exercises" sections, which suggest settings to try and quote no results, and the
+  "**Practise it**" lines that link to the graded exercises (numbered 1.1, 4.2, ...).
 
 Everything else (every decimal number, every percentage, every integer from 10 up) must be a
 claim or be given. A small integer that is a result can still be registered as a claim.
@@ -45,6 +46,7 @@ _EXEMPT = [
     ),
     re.compile(r"\b(?:19|20)\d\d\b(?![.,]\d)"),  # years
     re.compile(r"^#{1,6} Exercises.*?(?=^#{1,6} |\Z)", re.M | re.S),  # exercises sections
+    re.compile(r"^\*\*Practise it.*$", re.M),  # links to the graded exercises, numbered 1.1, ...
 ]
 _INLINE_MATH = re.compile(r"(?<!\$)\$(?!\$)[^$\n]+?\$")
 

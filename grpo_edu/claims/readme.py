@@ -195,7 +195,7 @@ def measure_readme() -> dict[str, object]:
             bench["grpo_edu_over_trl_median_ratio"],
             bench["grpo_edu_over_bare_median_ratio"],
         ],
-        "rebuilt_bitwise": all(c["rebuilds"][0]["bitwise_equal"] for c in cards.values()),
+        "rebuilt_bitwise": all(cards[t]["rebuilds"][0]["bitwise_equal"] for t in ("add2", "sub2")),
         "avx2_rebuild": [
             cards["add2"]["rebuilds"][1]["max_abs_weight_difference"],
             cards["add2"]["rebuilds"][1]["eval"]["sampled"],
