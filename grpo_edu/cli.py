@@ -610,6 +610,7 @@ def _reason_run(args: argparse.Namespace) -> int:
         print("(--fast: a CI-sized run; the targets are those of the full run)")
     print("wrote " + ", ".join(str(p) for p in [args.out / "reason_metrics.csv",
                                                 args.out / "reason_summary.csv", *paths]))  # fmt: skip
+    return 0
 
 
 # --------------------------------------------------------------------------------------- book
