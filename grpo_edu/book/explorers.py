@@ -68,6 +68,13 @@ GALLERY: dict[str, list[tuple[str, dict]]] = {
          "the same total push; under bnpo and dapo the long one is pushed down 12x harder.",
          {"length_1": 2, "length_2": 24}),
     ],
+    "coefficient_explorer": [
+        ("1 of 8 right: RFT and online RFT weigh the one correct answer 1 and the seven wrong "
+         "ones 0; GRPO also gives the wrong answers a negative coefficient.",
+         {"rewards": (1.0,) + (0.0,) * 7}),
+        ("All wrong: RFT has nothing to keep, and GRPO's group-relative coefficients are all 0 "
+         "while the policy equals the reference (drift 0).", {"rewards": (0.0,) * 8}),
+    ],
 }  # fmt: skip
 """Settings shown below each explorer's figure: (caption, {control name: value}), per explorer."""
 
