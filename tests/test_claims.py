@@ -187,10 +187,7 @@ def test_quotes_reads_numbers_and_percentages():
 
 
 # ------------------------------------------------------------ the shipped registries (CI)
-PENDING = {
-    "08_reasoning": "added by the reasoning chapter's branch before the claims mechanism; its "
-    "author registers its 14 quoted numbers (python -m grpo_edu claims --static lists them)",
-}
+PENDING: dict[str, str] = {}
 """Course notebooks that do not register their claims yet, each with why: remove the entry when
 its ``claims/NN_topic.toml`` lands (a stale entry fails ``test_pending_entries_are_still_pending``)."""
 
