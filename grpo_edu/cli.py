@@ -414,7 +414,23 @@ def _paradigm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing paradigm_* files")
     p.add_argument("--pretrain", action="store_true",
                    help="re-make the race's warm start (paradigm.WARM_START) first")  # fmt: skip
+    p.add_argument("--replot", action="store_true",
+                   help="no training: redraw the figures from the CSVs already in --out")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _paradigm_replot(out: Path) -> int:
+    from .explain.coefficients import figure_coefficients
+    from .paradigm import load_race, paradigm_figures
+    from .plots import save_figures
+
+    try:
+        result = load_race(out)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    figures = paradigm_figures(result) | {"paradigm_coefficients": figure_coefficients()}
+    print("wrote " + ", ".join(str(p) for p in save_figures(figures, out)))
+    return 0
 
 
 def _paradigm_run(args: argparse.Namespace) -> int:
@@ -425,6 +441,8 @@ def _paradigm_run(args: argparse.Namespace) -> int:
     from .paradigm.race import WARM_START, make_warm_start, passk_table, save_race
     from .plots import save_figures
 
+    if args.replot:
+        return _paradigm_replot(args.out)
     config = RaceConfig.fast() if args.fast else RaceConfig()
     changes = {"steps": args.steps, "seeds": args.seeds and tuple(args.seeds),
                "methods": args.methods and tuple(args.methods), "workers": args.workers}  # fmt: skip

@@ -46,20 +46,19 @@ def race_figure(result) -> Figure:
             x_time = runs.groupby("step")["time/elapsed"].mean().loc[y.index]
             _band(axes[row, 0], x_budget, y, color, _label(method))
             _band(axes[row, 1], x_time, y, color, _label(method))
-    start = result.start
     for row, key in enumerate(("sampled", "greedy")):
         for ax in axes[row]:
-            ax.axhline(start[key], color="k", ls=":", lw=1, label="warm start (final report)")
             ax.grid(alpha=0.3)
-        axes[row, 0].set_ylabel(f"{key} accuracy")
+        axes[row, 0].set_ylabel(f"{key} accuracy (step 0: the warm start)")
     axes[1, 0].set_xlabel("completions trained on (offline: sampled before step 1)")
     axes[1, 1].set_xlabel("training seconds (evaluation excluded; offline sampling included)")
     axes[0, 0].legend(fontsize=8, ncol=2)
     c = result.config
     fig.suptitle(
-        f"Every method from the {c.checkpoint} warm start, {c.steps} steps x "
-        f"{c.n_prompts * c.group_size} completions; mean of {len(c.seeds)} seeds, band = "
-        f"min..max; {c.eval_size} eval problems x {c.eval_samples} samples",
+        f"Every method from the {c.task} warm start, {c.steps} steps x "
+        f"{c.n_prompts * c.group_size} completions; mean of {len(c.seeds)} seed(s), band = "
+        f"min..max\nduring training: {c.eval_size} eval problems x {c.eval_samples} samples "
+        f"(the final report uses more: paradigm_final.png)",
         fontsize=10,
     )
     return fig
@@ -112,14 +111,15 @@ def final_figure(result) -> Figure:
         ax.bar(x + (i - (len(methods) - 1) / 2) * width, rows.mean(), width, yerr=std,
                color=METHOD_COLORS.get(method, "k"), label=_label(method), capsize=2)  # fmt: skip
     ax.set_xticks(x, columns)
-    low = runs[columns].min().min()
-    ax.set_ylim(max(0.0, low - 0.1), 1.0)
+    low, high = runs[columns].min().min(), runs[columns].max().max()
+    ax.set_ylim(max(0.0, low - 0.1), min(1.0, high + 0.06))
     ax.set_ylabel("accuracy")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=len(methods), loc="lower left", bbox_to_anchor=(0, 1.0))
+    ax.legend(fontsize=8, ncol=len(methods), loc="upper left")
     n = runs.groupby("method").size().max()
-    fig.suptitle(f"Final report ({k} samples per eval problem); mean ± std over {n} seeds",
-                 fontsize=10, y=1.08)  # fmt: skip
+    size = result.config.report_size or "all"
+    ax.set_title(f"Final report on {size} eval problems ({k} samples each); mean ± std over "
+                 f"{n} seeds (the warm start: one evaluation)", fontsize=10)  # fmt: skip
     return fig
 
 

@@ -42,6 +42,8 @@ from .table import METHODS
 TASK = "mul2"
 """The race's task: two-digit multiplication, where the warm start is far from its ceiling
 (pass@8 0.55; add2's is 0.97, sub2's 0.96), so that pass@k can tell sharpening from new ability."""
+ROOT = DATA_DIR.parent
+"""The repository root: saved configs name the warm start relative to it."""
 WARM_START = DATA_DIR / "paradigm" / TASK
 """The race's warm start, shipped beside (not among) ``data/checkpoints``: at 0.21 sampled
 accuracy it is below the band of the RL warm starts (0.35..0.75), and its 2,000 steps took
@@ -293,7 +295,11 @@ def save_race(result: RaceResult, out: str | Path) -> list[Path]:
     result.metrics.to_csv(paths[0], index=False)
     result.runs.to_csv(paths[1], index=False)
     result.passk.to_csv(paths[2], index=False)
-    paths[3].write_text(json.dumps(asdict(result.config), indent=2) + "\n")
+    fields = asdict(result.config)
+    checkpoint = Path(fields["checkpoint"])
+    if checkpoint.is_absolute() and checkpoint.is_relative_to(ROOT):  # portable: from the root
+        fields["checkpoint"] = checkpoint.relative_to(ROOT).as_posix()
+    paths[3].write_text(json.dumps(fields, indent=2) + "\n")
     result.table.to_csv(out / "paradigm_table.csv")
     return [*paths, out / "paradigm_table.csv"]
 
@@ -308,6 +314,8 @@ def load_race(folder: str | Path) -> RaceResult:
             f"`python -m grpo_edu paradigm --out {folder}` first"
         )
     fields = json.loads((folder / FILES["config"]).read_text())
+    if (ROOT / fields["checkpoint"]).exists():  # saved relative to the repository root
+        fields["checkpoint"] = str(ROOT / fields["checkpoint"])
     config = RaceConfig(**{k: tuple(map(tuple, v)) if k == "lrs" else
                            tuple(v) if isinstance(v, list) else v for k, v in fields.items()})  # fmt: skip
     runs = pd.read_csv(folder / FILES["runs"])
