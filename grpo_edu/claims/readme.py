@@ -126,8 +126,16 @@ def checkpoints_table(checkpoints: Path = CHECKPOINTS) -> str:
 RENDERERS = {
     "checkpoints": lambda: checkpoints_table(),
     "compare": lambda: compare_table() + "\n" + compare_note(),
+    "paradigm": lambda: _paradigm_table(),
 }
 """Each README results block, by marker name, and how it is rendered."""
+
+
+def _paradigm_table() -> str:
+    """The unified-paradigm race (``python -m grpo_edu paradigm``), from figures/paradigm_*."""
+    from ..paradigm.race import readme_table  # the trainer's imports: only when rendering
+
+    return readme_table(FIGURES)
 
 
 def render_tables() -> dict[str, str]:

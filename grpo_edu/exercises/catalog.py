@@ -103,6 +103,28 @@ EXERCISES = {
             "Then the GRPO aggregation: masked mean per sequence, mean over sequences.",
             "It is your clipped_surrogate, kl_k3 and grpo_aggregate from notebook 04, in one function.",
         ),
+        _ex(
+            "rft_coefficients",
+            "07_gradient_coefficients.ipynb",
+            "grpo_edu.algorithms.rft_coefficients",
+            "RFT keeps an answer when its reward reaches the threshold: the coefficient is 1 for it, 0 for every other answer. No baseline, no normalisation.",
+            "(rewards >= threshold) is a bool tensor; the coefficient multiplies log-probs, so return it as float: .to(rewards.dtype). >= , not >: a reward equal to the threshold is kept.",
+        ),
+        _ex(
+            "grpo_coefficients",
+            "07_gradient_coefficients.ipynb",
+            "grpo_edu.algorithms.grpo_coefficients",
+            "Two terms: the advantage A_i, the same for every token of answer i (advantages[:, None] broadcasts it over T), and the gradient of beta * k3 with the sign of a coefficient.",
+            "d k3 / d logp = 1 - pi_ref / pi, and the loss is minimised, so the KL part of GC is beta * (pi_ref / pi - 1) = kl_coef * ((ref_logp - logp).exp() - 1).",
+        ),
+        _ex(
+            "dpo_loss",
+            "07_gradient_coefficients.ipynb",
+            "grpo_edu.algorithms.dpo_loss",
+            "Rows come in pairs: 0, 2, 4, ... are the preferred answers o+, 1, 3, 5, ... the others: logp[0::2] and logp[1::2].",
+            "Delta of one answer = the sum over its real tokens of logp - ref_logp: ((logp - ref_logp) * mask).sum(-1). The margin is Delta(o+) - Delta(o-).",
+            "loss = mean over pairs of -logsigmoid(beta * margin): torch.nn.functional.logsigmoid is the stable way to write log(sigmoid(x)).",
+        ),
     ]
 }
 """Every exercise, by name."""

@@ -326,6 +326,29 @@ def load_race(folder: str | Path) -> RaceResult:
                       pd.read_csv(folder / FILES["passk"]), report)  # fmt: skip
 
 
+def readme_table(folder: str | Path) -> str:
+    """The README's race table (``<!-- results: paradigm -->``), rendered from the saved race."""
+    result = load_race(folder)
+    table = race_table(result.runs)
+    k, top = result.config.report_k, max(result.config.ks)
+    columns = ["greedy", "sampled", f"pass@{k}", f"maj@{k}", f"pass@{top}_curve"]
+    names = {"start": "warm start", "sft": "SFT", "rft": "RFT (offline)", "online_rft": "online RFT",
+             "dpo": "DPO (offline)", "ppo": "PPO", "grpo": "GRPO"}  # fmt: skip
+    best = table[("sampled", "mean")].drop("start").idxmax()
+    lines = [f"| | greedy | sampled | pass@{k} | maj@{k} | pass@{top} | train CPU s |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for method in table.index:
+        cells = []
+        for column in columns:
+            m, sd = table.loc[method, (column, "mean")], table.loc[method, (column, "std")]
+            cell = f"{m:.3f}" if sd != sd else f"{m:.3f} ± {sd:.3f}"
+            cells.append(f"**{cell}**" if column == "sampled" and method == best else cell)
+        cpu = table.loc[method, ("train_cpu_seconds", "mean")]
+        cells.append("" if cpu != cpu else f"{cpu:.1f}")
+        lines.append(f"| {names.get(method, method)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def make_warm_start(progress: bool = True):
     """(model, tokenizer, card) of ``WARM_START_RECIPE`` (save with ``models.save_policy``)."""
     return pretrain(WARM_START_RECIPE, progress=progress)
@@ -393,6 +416,7 @@ __all__ = [
     "load_race",
     "make_warm_start",
     "passk_table",
+    "readme_table",
     "race_table",
     "run_one",
     "run_race",

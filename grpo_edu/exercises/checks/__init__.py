@@ -29,6 +29,14 @@ from .losses import (
     grpo_aggregate_check,
     kl_k3_check,
 )
+from .paradigm import (
+    check_dpo_loss,
+    check_grpo_coefficients,
+    check_rft_coefficients,
+    dpo_loss_check,
+    grpo_coefficients_check,
+    rft_coefficients_check,
+)
 from .text import (
     check_correctness_reward,
     check_parse_answer,
@@ -47,6 +55,9 @@ CASE_CHECKS = {
     "kl_k3": kl_k3_check,
     "grpo_aggregate": grpo_aggregate_check,
     "grpo_loss": grpo_loss_check,
+    "rft_coefficients": rft_coefficients_check,
+    "grpo_coefficients": grpo_coefficients_check,
+    "dpo_loss": dpo_loss_check,
 }
 """Exercise name -> ``(seed, n_random) -> CaseCheck``: what the grader judges."""
 
@@ -60,6 +71,9 @@ CHECKS = {
     "kl_k3": check_kl_k3,
     "grpo_aggregate": check_grpo_aggregate,
     "grpo_loss": check_grpo_loss,
+    "rft_coefficients": check_rft_coefficients,
+    "grpo_coefficients": check_grpo_coefficients,
+    "dpo_loss": check_dpo_loss,
 }
 """Exercise name -> its (fast) notebook check. ``grpo_loss`` also has ``check_grpo_training``."""
 
