@@ -683,6 +683,15 @@ def _claims_arguments(p: argparse.ArgumentParser) -> None:
                 "the course as an AVX2 CPU would (other kernels, other last digits).")  # fmt: skip
 
 
+def _unregistered(registered: set[str]) -> list[tuple[str, int]]:
+    """(stem, numbers in its prose) of every course notebook without a registry."""
+    from .claims import read_prose, uncovered_numbers
+
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return [(nb.stem, len(uncovered_numbers(read_prose(nb), [])))
+            for nb in notebooks if nb.stem not in registered]  # fmt: skip
+
+
 def _claims_run(args: argparse.Namespace) -> int:
     from .claims import load_registry, registry_paths, static_problems
     from .claims.run import run_claims
@@ -700,6 +709,9 @@ def _claims_run(args: argparse.Namespace) -> int:
           f"{len(problems)} problems")  # fmt: skip
     for problem in problems:
         print("  " + problem)
+    for stem, count in _unregistered({r.name for r in registries}):
+        print(f"  no registry yet: notebooks/{stem}.ipynb ({count} numbers in its prose; "
+              f"register them in claims/{stem}.toml)")  # fmt: skip
     if args.static:
         return 1 if problems else 0
     _check_out(args.out, ["report.json"], args.overwrite)
