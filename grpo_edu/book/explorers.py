@@ -61,6 +61,14 @@ GALLERY: dict[str, list[tuple[str, dict]]] = {
         ("p = 0.5 at G = 4: the baseline's error sqrt(p (1 - p) / G) is largest at p = 0.5.",
          {"p": 0.5, "group_size": 4}),
     ],
+    "coefficient_explorer": [
+        ("One of 8 right: GRPO and PPO give the rare success a coefficient near 2.5; RFT still 1.",
+         {"rewards": (1.0,) + (0.0,) * 7}),
+        ("All wrong (pi = pi_ref): every method's coefficient is 0, nothing to learn here.",
+         {"rewards": (0.0,) * 8}),
+        ("The policy has moved (drift 1.5): DPO's weight shrinks as it separates the pair, and "
+         "GRPO's KL term softens the push on the wrong answers.", {"drift": 1.5}),
+    ],
     "aggregation_explorer": [
         ("Equal lengths: grpo, bnpo and dapo give every token the same weight, 1/16; dr_grpo a "
          "smaller constant, 1 / (B * 32).", {"length_1": 8, "length_2": 8}),
