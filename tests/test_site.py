@@ -74,6 +74,16 @@ def test_gallery_captions_say_what_the_library_computes():
     assert abs(lo - 1.28) < 0.01 and moving.min() < 0.5
     lo, _, moving = zero_grad_region(clip_eps=0.05, clip_eps_high=0.05)  # "passes 1.05"
     assert abs(lo - 1.05) < 0.01 and moving.min() < 0.5
+    from grpo_edu.explain.coefficients import answer_weights, group_coefficients
+
+    def weights(**kw):
+        return answer_weights(group_coefficients(**{"rewards": (1, 0, 0, 1, 0, 0, 0, 1)} | kw))
+
+    rare = weights(rewards=(1.0,) + (0.0,) * 7)
+    assert rare["rft"][0] == 1 and all(2.3 < rare[m][0] < 2.7 for m in ("grpo", "ppo"))
+    assert all((w == 0).all() for m, w in weights(rewards=(0.0,) * 8).items() if m != "sft")
+    still, moved = weights(), weights(drift=1.5)
+    assert moved["dpo"][0] < still["dpo"][0] and moved["grpo"][1] > still["grpo"][1] > -1
     adv = group_advantages(torch.tensor([1.0, 0.0]), 2)
     assert torch.allclose(adv.abs(), torch.full((2,), 0.707), atol=1e-3)  # "+-0.71"
     assert prob_all_equal(0.05, 8) > 0.5 > 0.2 > prob_all_equal(0.05, 32)  # "most", "far fewer"

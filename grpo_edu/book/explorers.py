@@ -61,19 +61,20 @@ GALLERY: dict[str, list[tuple[str, dict]]] = {
         ("p = 0.5 at G = 4: the baseline's error sqrt(p (1 - p) / G) is largest at p = 0.5.",
          {"p": 0.5, "group_size": 4}),
     ],
+    "coefficient_explorer": [
+        ("One of 8 right: GRPO and PPO give the rare success a coefficient near 2.5; RFT still 1.",
+         {"rewards": (1.0,) + (0.0,) * 7}),
+        ("All wrong (pi = pi_ref): every method's coefficient is 0, nothing to learn here.",
+         {"rewards": (0.0,) * 8}),
+        ("The policy has moved (drift 1.5): DPO's weight shrinks as it separates the pair, and "
+         "GRPO's KL term softens the push on the wrong answers.", {"drift": 1.5}),
+    ],
     "aggregation_explorer": [
         ("Equal lengths: grpo, bnpo and dapo give every token the same weight, 1/16; dr_grpo a "
          "smaller constant, 1 / (B * 32).", {"length_1": 8, "length_2": 8}),
         ("A short right answer (L = 2) and a long wrong one (L = 24): under grpo both answers get "
          "the same total push; under bnpo and dapo the long one is pushed down 12x harder.",
          {"length_1": 2, "length_2": 24}),
-    ],
-    "coefficient_explorer": [
-        ("1 of 8 right: RFT and online RFT weigh the one correct answer 1 and the seven wrong "
-         "ones 0; GRPO also gives the wrong answers a negative coefficient.",
-         {"rewards": (1.0,) + (0.0,) * 7}),
-        ("All wrong: RFT has nothing to keep, and GRPO's group-relative coefficients are all 0 "
-         "while the policy equals the reference (drift 0).", {"rewards": (0.0,) * 8}),
     ],
 }  # fmt: skip
 """Settings shown below each explorer's figure: (caption, {control name: value}), per explorer."""

@@ -20,8 +20,8 @@ BOOK_DIR = ROOT / "book"
 """Sphinx configuration (``conf.py``), theme overrides and the local badge image."""
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 LOCAL_BADGE = "colab-badge.svg"
-"""A local copy-free stand-in for Colab's badge image (drawn here), so no page loads a remote
-image; the badge's link, the notebook's Colab URL, is unchanged."""
+"""The badge image the site shows instead of Colab's (drawn for this site, in ``book/``), so no
+page loads a remote image; the badge's link, the notebook's Colab URL, is unchanged."""
 COURSE_ROW = re.compile(r"^\| `(\d\d_[a-z0-9_]+)` \|", re.M)
 
 
