@@ -59,7 +59,7 @@ from grpo_edu.vocab import EOS_ID  # noqa: E402
 N_PROMPTS, G, MAX_NEW, BETA, LR = 16, 8, 6, 0.04, 1e-4
 
 
-def _problems(task, i):
+def batch_problems(task, i):
     return [task.train[(i * N_PROMPTS + j) % len(task.train)] for j in range(N_PROMPTS)]
 
 
@@ -81,7 +81,7 @@ def ours_step_fn(task, algorithm="grpo", seed=0, before=False):
 
     def run():
         i = state["i"] = state["i"] + 1
-        rollout = generate_rollout(policy, tok, _problems(task, i), G, MAX_NEW, 1.0, gen)
+        rollout = generate_rollout(policy, tok, batch_problems(task, i), G, MAX_NEW, 1.0, gen)
         rewards = torch.tensor(
             correctness_reward(rollout.prompts, rollout.texts, **rollout.reward_columns())
         )
@@ -110,7 +110,7 @@ def bare_step_fn(task, algorithm="grpo"):
 
     def step():
         i = state["i"] = state["i"] + 1
-        problems = [p for p in _problems(task, i) for _ in range(G)]
+        problems = [p for p in batch_problems(task, i) for _ in range(G)]
         ids, attn = encode_prompts(tok, [p.prompt for p in problems])
         with torch.no_grad():  # sample with a KV cache
             out = policy.generate(input_ids=ids, attention_mask=attn, do_sample=True, max_new_tokens=MAX_NEW,

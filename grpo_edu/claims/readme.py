@@ -10,6 +10,7 @@ The README holds its result tables between markers::
 and ``compare_run.json`` from ``python -m grpo_edu compare --seeds 0 1 2 --out figures
 --overwrite``; the cards in ``data/checkpoints/``), and ``table_problems`` lists every table of
 the README that differs from its rendering: a table can only change by re-running what made it.
+The benchmark tables come from ``benchmarks/results/`` (``benchmarks.RENDERERS``).
 ``measure_readme()`` measures the README's registered prose claims (``claims/README.toml``) from
 the same files.
 """
@@ -23,11 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..machine import machine_line, machine_short
+from .benchmarks import RENDERERS as benchmark_renderers
+from .benchmarks import measure as measure_benchmarks
 from .registry import ROOT
 
 FIGURES = ROOT / "figures"
 CHECKPOINTS = ROOT / "data" / "checkpoints"
-BENCHMARK = ROOT / "benchmarks" / "results" / "step_time.json"
 README = ROOT / "README.md"
 MARKER = re.compile(r"<!-- results: (\w+) -->\n(.*?)<!-- /results -->", re.S)
 
@@ -127,6 +129,7 @@ RENDERERS = {
     "checkpoints": lambda: checkpoints_table(),
     "compare": lambda: compare_table() + "\n" + compare_note(),
     "paradigm": lambda: _paradigm_table(),
+    **benchmark_renderers,
 }
 """Each README results block, by marker name, and how it is rendered."""
 
@@ -177,7 +180,6 @@ def measure_readme() -> dict[str, object]:
     from ..compare import verdicts
 
     t, run = per_seed(), compare_run()
-    bench = json.loads(BENCHMARK.read_text())
     cards = {p.name: _card(p.name, CHECKPOINTS) for p in CHECKPOINTS.iterdir()
              if (p / "card.json").exists()}  # fmt: skip
     sampled = {a: _stats(_column(t, a, "sampled")) for a in ("grpo", "ppo")}
@@ -198,15 +200,10 @@ def measure_readme() -> dict[str, object]:
         "step_time_every_seed": called["seconds_per_step"] == "GRPO better",
         "step_time_ratio": _ratio(t, "seconds_per_step"),
         "command_minutes": run["wall_seconds"] / 60,
-        "bench_seconds": [bench[f"{n}_median_s"] for n in ("grpo_edu", "trl", "bare")],
-        "bench_ratios": [
-            bench["grpo_edu_over_trl_median_ratio"],
-            bench["grpo_edu_over_bare_median_ratio"],
-        ],
         "rebuilt_bitwise": all(cards[t]["rebuilds"][0]["bitwise_equal"] for t in ("add2", "sub2")),
         "avx2_rebuild": [
             cards["add2"]["rebuilds"][1]["max_abs_weight_difference"],
             cards["add2"]["rebuilds"][1]["eval"]["sampled"],
             cards["add2"]["eval"]["sampled"],
         ],
-    }
+    } | measure_benchmarks()
