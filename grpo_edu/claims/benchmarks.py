@@ -76,6 +76,8 @@ def step_phases_table(results: Path = RESULTS) -> str:
 def threads_table(results: Path = RESULTS) -> str:
     """``benchmarks/threads.py``: a GRPO step's wall time at 1 and 2 threads, per wait policy."""
     rows = _load("threads", results)
+    if (results / "threads_loaded.json").exists():  # the same script on the machine under load
+        rows = rows + _load("threads_loaded", results)
     lines = ["| `OMP_WAIT_POLICY` | 1 thread, wall s | 2 threads, wall s | 2 / 1 (median) | load average | `auto` picks |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
@@ -132,6 +134,8 @@ def course_time_table(results: Path = RESULTS) -> str:
         )
         lines.append(f"| {job} | {b['cpu_s']:.1f} | {a['cpu_s']:.1f} | {a['cpu_s'] / b['cpu_s']:.2f} | "
                      f"{wall} | {b['load_start']:.0f} |")  # fmt: skip
+    loaded = {r["OMP_WAIT_POLICY"]: r["two_over_one_median_ratio"]
+              for r in _load("threads_loaded", results)}  # fmt: skip
     totals = course_totals(results)
     for mode in ("fast", "full"):
         t = totals[mode]
@@ -158,6 +162,8 @@ def measure(results: Path = RESULTS) -> dict[str, object]:
     passive = threads["PASSIVE"]["two_over_one_median_ratio"]
     spinning = statistics.median(r["two_over_one_median_ratio"] for k, r in threads.items()
                                  if k != "PASSIVE")  # fmt: skip
+    loaded = {r["OMP_WAIT_POLICY"]: r["two_over_one_median_ratio"]
+              for r in _load("threads_loaded", results)}  # fmt: skip
     totals = course_totals(results)
     compare = _course(results)
     return {
@@ -168,8 +174,18 @@ def measure(results: Path = RESULTS) -> dict[str, object]:
         "bench_before_trl": step["before_grpo_over_trl"],
         "bench_before_cpu": step["median_s"]["before_grpo"],
         "bench_matmul_rate": step["matmul_rate_gflops"],
+        "bench_matmul_rate_loaded": [
+            statistics.median(_load("step_time_loaded", results)["load_average_1min"].values()),
+            _load("step_time_loaded", results)["matmul_rate_gflops"],
+        ],
+        "bench_ppo_floor": step["ppo"]["floor_ratio"],
         "threads_passive": passive,
         "threads_spinning": spinning,
+        "threads_loaded": [loaded["PASSIVE"], loaded["(unset: libgomp default)"]],
+        "threads_loaded_load": all(
+            14 <= r["load_average_1min"]["min"] and r["load_average_1min"]["max"] < 17.5
+            for r in _load("threads_loaded", results)
+        ),  # "about 15 to 17"
         "threads_auto_one": all(r["auto_picks"] == 1 for r in threads.values()),
         "memory_with_activations": memory["lean_ratio"]["with_activations"],
         "course_compare_cpu": [compare[("compare", c)]["cpu_s"] for c in ("before", "after")],

@@ -129,6 +129,7 @@ RENDERERS = {
     "checkpoints": lambda: checkpoints_table(),
     "compare": lambda: compare_table() + "\n" + compare_note(),
     "paradigm": lambda: _paradigm_table(),
+    "reason": lambda: _reason_table(),
     **benchmark_renderers,
 }
 """Each README results block, by marker name, and how it is rendered."""
@@ -139,6 +140,13 @@ def _paradigm_table() -> str:
     from ..paradigm.race import readme_table  # the trainer's imports: only when rendering
 
     return readme_table(FIGURES)
+
+
+def _reason_table() -> str:
+    """The reasoning chapter's runs over seeds (``benchmarks/reason_seeds.py``)."""
+    from ..reason.results import readme_table
+
+    return readme_table()
 
 
 def render_tables() -> dict[str, str]:

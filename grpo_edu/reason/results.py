@@ -53,3 +53,44 @@ def seed_pass_curves(finals: pd.DataFrame, run: str, label: str = "GRPO") -> dic
         if curve:
             curves[f"{label} seed {r['seed']}"] = curve
     return curves
+
+
+README_RUNS = {
+    "outcome (OS)": "GRPO, outcome reward (R1-Zero run)",
+    "beta 0": "the same, β = 0",
+    "process (PS)": "GRPO+PS (process supervision)",
+    "step mean reward": "GRPO, step-mean reward",
+    "beyond selection (sum5)": "beyond selection: `sum5` from its warm start",
+}
+"""The runs of the README's reasoning table, in order, and their labels."""
+
+
+def _mean_sd(values: pd.Series, fmt: str) -> str:
+    values = values.dropna()
+    if len(values) < 2:
+        return fmt.format(values.mean()) if len(values) else ""
+    return f"{fmt.format(values.mean())} ± {fmt.format(values.std(ddof=1))}"
+
+
+def readme_table(results_dir=RESULTS_DIR) -> str:
+    """The README's reasoning results: per run, start -> final over seeds (mean ± sd, ddof 1)
+    of the scratchpad share, sampled accuracy and mean length, the final greedy and
+    forced-direct accuracy, and the training's CPU seconds; from ``reason_runs.jsonl``."""
+    finals, _ = load_seed_runs(results_dir)
+    head = ["run", "seeds", "scratchpad share", "sampled", "mean length (tokens)", "greedy",
+            "forced direct", "train CPU s"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for run, label in README_RUNS.items():
+        df = finals[finals["run"] == run]
+        if df.empty:
+            continue
+
+        def moved(column: str, fmt: str = "{:.3f}") -> str:
+            return (f"{_mean_sd(df[f'start_{column}'], fmt)} → "
+                    f"{_mean_sd(df[f'final_{column}'], fmt)}")  # fmt: skip
+
+        cells = [label, str(len(df)), moved("scratchpad_share"), moved("sampled"),
+                 moved("mean_length", "{:.1f}"), _mean_sd(df["final_greedy"], "{:.3f}"),
+                 moved("forced_direct"), _mean_sd(df["seconds_train_cpu"], "{:.0f}")]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
