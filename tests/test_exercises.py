@@ -44,13 +44,14 @@ FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
 
 
 def _functions(directory: Path) -> dict:
-    """Exercise name -> the function its solution cell defines (setup and solution cells run)."""
+    """Exercise name -> the function its solution cell defines (setup and solution cells run;
+    not the ungraded cells that use it, such as 06's look at a hand-made group)."""
     functions = {}
     for path in instructor_notebooks():
         nb = nbformat.read(directory / path.name, as_version=4)
         namespace: dict = {}
         for cell in nb.cells:
-            if cell.cell_type == "code" and not is_test(cell):
+            if cell.cell_type == "code" and nbgrader(cell) and not is_test(cell):
                 exec(cell.source, namespace)
         functions.update({name: namespace[name] for name in EXERCISES if name in namespace})
     return functions

@@ -104,6 +104,14 @@ EXERCISES = {
             "It is your clipped_surrogate, kl_k3 and grpo_aggregate from notebook 04, in one function.",
         ),
         _ex(
+            "process_advantages",
+            "06_process_advantages.ipynb",
+            "grpo_edu.advantages.process_advantages",
+            "A group is group_size rows of T tokens: step_rewards.reshape(-1, group_size * T) puts all the steps of one group on one row; step_mask.float() in the same shape marks which entries are steps.",
+            "Mean and std over the steps only: count = m.sum(1, keepdim=True), mean = (r * m).sum(1, keepdim=True) / count, var = (((r - mean) * m) ** 2).sum(1, keepdim=True) / (count - 1) (unbiased).",
+            "normed = (r - mean) / (var.sqrt() + eps) * m is 0 where no step ends; set it to 0 for a group whose steps are all equal, reshape to (B, T), and sum from the right: x.flip(-1).cumsum(-1).flip(-1).",
+        ),
+        _ex(
             "rft_coefficients",
             "07_gradient_coefficients.ipynb",
             "grpo_edu.algorithms.rft_coefficients",

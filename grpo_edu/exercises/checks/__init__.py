@@ -37,6 +37,7 @@ from .paradigm import (
     grpo_coefficients_check,
     rft_coefficients_check,
 )
+from .reasoning import check_process_advantages, process_advantages_check
 from .text import (
     check_correctness_reward,
     check_parse_answer,
@@ -55,6 +56,7 @@ CASE_CHECKS = {
     "kl_k3": kl_k3_check,
     "grpo_aggregate": grpo_aggregate_check,
     "grpo_loss": grpo_loss_check,
+    "process_advantages": process_advantages_check,
     "rft_coefficients": rft_coefficients_check,
     "grpo_coefficients": grpo_coefficients_check,
     "dpo_loss": dpo_loss_check,
@@ -71,6 +73,7 @@ CHECKS = {
     "kl_k3": check_kl_k3,
     "grpo_aggregate": check_grpo_aggregate,
     "grpo_loss": check_grpo_loss,
+    "process_advantages": check_process_advantages,
     "rft_coefficients": check_rft_coefficients,
     "grpo_coefficients": check_grpo_coefficients,
     "dpo_loss": check_dpo_loss,
