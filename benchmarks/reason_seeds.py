@@ -18,7 +18,9 @@ already in the file is skipped, so the script can be stopped and resumed. One to
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -65,6 +67,15 @@ def run_one(name: str, config, seed: int, done: dict, passk: bool = False) -> di
     done.update(_done())  # another process may have run it meanwhile
     if key in done and (not passk or "pass_at_k" in done[key]):
         return done[key]
+    claim = (
+        Path(tempfile.gettempdir())
+        / "grpo_edu_reason_runs"
+        / hashlib.sha1(key.encode()).hexdigest()
+    )
+    if claim.exists():  # another process is running it now
+        return {}
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    claim.write_text(f"{name} seed {seed}\n")
     result = run_reason(ReasonConfig(train=config), progress=False)
     record = {
         "key": key, "name": name, "seed": seed, "task": config.task,
@@ -80,6 +91,7 @@ def run_one(name: str, config, seed: int, done: dict, passk: bool = False) -> di
     metrics = result.metrics.assign(run=name, seed=seed, key=key)
     metrics.to_csv(METRICS, mode="a", header=not METRICS.exists(), index=False)
     done[key] = record
+    claim.unlink()
     return record
 
 

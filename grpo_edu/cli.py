@@ -719,9 +719,10 @@ def _claims_run(args: argparse.Namespace) -> int:
     print(f"running {len(chosen)} documents in {mode} mode on {machine_line()}")
     run = run_claims([r.name for r in chosen], fast=args.fast, timeout=args.timeout,
                      keep=args.out / "notebooks", progress=not args.no_progress)  # fmt: skip
-    rows = [[d.name, _minutes(d.seconds), str(len(d.results)), str(len(d.failures)),
-             "stopped" if d.error else ""] for d in run.documents]  # fmt: skip
-    print(_grid(["document", "time", "claims", "failed", ""], rows))
+    rows = [[d.name, _minutes(d.seconds), "{:.1f} to {:.1f}".format(*d.load_average),
+             str(len(d.results)), str(len(d.failures)), "stopped" if d.error else ""]
+            for d in run.documents]  # fmt: skip
+    print(_grid(["document", "time", "load average", "claims", "failed", ""], rows))
     for d in run.documents:
         if d.error:
             print(f"STOPPED {d.name}: {d.error[:300]}\n  ({len(d.failures)} claims not measured)")

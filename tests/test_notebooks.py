@@ -28,9 +28,9 @@ COURSE = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 """The course notebooks, in order."""
 ALL = sorted(p for p in NOTEBOOK_DIR.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 """Every committed notebook: the course and the exercises (instructor and student versions)."""
-EXPECTED_NUMBERS = [f"{n:02d}" for n in range(8)] + ["09"]
-"""The course is notebooks 00 to 07 (issue 4) and 09, the unified paradigm (issue 10); 08, the
-reasoning chapter (issue 15), lands with its three-seed results (branch ``reason``)."""
+EXPECTED_NUMBERS = [f"{n:02d}" for n in range(10)]
+"""The course is notebooks 00 to 07 (issue 4), 08, the reasoning chapter (issue 15), and 09, the
+unified paradigm (issue 10)."""
 NAME = re.compile(r"\d\d_[a-z0-9]+(_[a-z0-9]+)*\.ipynb")
 CELL_MAGICS_WITH_PYTHON_BODY = {"time", "timeit", "capture", "prun"}
 

@@ -133,3 +133,33 @@ def test_cli_reason_fast_writes_figures_csv_and_summary(tmp_path, capsys):
     assert metrics["step"].max() == 4 and "completions/scratchpad_share" in metrics
     summary = pd.read_csv(tmp_path / "reason_summary.csv", index_col=0)
     assert list(summary.index) == ["warm start", "GRPO"] and "curve pass@4" in summary
+
+
+def test_readme_reasoning_table_and_verdicts(tmp_path):
+    """The README's reasoning table: start -> final, mean ± sd over seeds, runs in order; a
+    difference is called only where every seed agrees."""
+    import json
+
+    import pandas as pd
+
+    from grpo_edu.reason.results import _called, readme_table
+
+    report = {"scratchpad_share": 0.1, "sampled": 0.2, "greedy": 0.9, "forced_direct": 0.05,
+              "mean_length": 5.0, "pass_at": {"8": 0.5}}  # fmt: skip
+    lines = []
+    for run, seed, final in (("beta 0", 0, 0.8), ("outcome (OS)", 0, 0.7), ("outcome (OS)", 1, 0.9)):
+        lines.append(json.dumps({"name": run, "seed": seed, "task": "sum4", "start": report,
+                                 "final": report | {"sampled": final},
+                                 "seconds": {"train_cpu": 100.0 + seed}}))  # fmt: skip
+    (tmp_path / "reason_runs.jsonl").write_text("\n".join(lines) + "\n")
+    pd.DataFrame({"run": ["outcome (OS)"], "seed": [0], "step": [0]}).to_csv(
+        tmp_path / "reason_runs_metrics.csv", index=False
+    )
+    rows = readme_table(tmp_path).splitlines()
+    assert rows[2].startswith("| GRPO, outcome reward (R1-Zero run) | 2 |")  # OS first, 2 seeds
+    assert "0.200 ± 0.000 → 0.800 ± 0.141" in rows[2] and "100 ± 1" in rows[2]
+    assert rows[3].startswith("| the same, β = 0 | 1 |") and "0.200 → 0.800 |" in rows[3]
+    assert len(rows) == 4  # runs without results are left out
+    a, b = pd.Series([0.8, 0.9]), pd.Series([0.5, 0.79])
+    assert _called(a, b) == "higher" and _called(b, a) == "lower"
+    assert _called(a, pd.Series([0.85])) == "within the spread"

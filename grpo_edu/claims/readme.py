@@ -187,6 +187,8 @@ def measure_readme() -> dict[str, object]:
     """The README's prose claims (``claims/README.toml``), measured from the shipped files."""
     from ..compare import verdicts
 
+    from ..reason.results import measure_readme_claims as measure_reason
+
     t, run = per_seed(), compare_run()
     cards = {p.name: _card(p.name, CHECKPOINTS) for p in CHECKPOINTS.iterdir()
              if (p / "card.json").exists()}  # fmt: skip
@@ -214,4 +216,4 @@ def measure_readme() -> dict[str, object]:
             cards["add2"]["rebuilds"][1]["eval"]["sampled"],
             cards["add2"]["eval"]["sampled"],
         ],
-    } | measure_benchmarks()
+    } | measure_benchmarks() | measure_reason()

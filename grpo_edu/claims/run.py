@@ -36,6 +36,9 @@ class DocumentRun:
     """One dict per claim: claim, text, allowed, measured, holds (False when not measured)."""
     error: str | None = None
     """Why the document's run stopped early (the end of the traceback), if it did."""
+    load_average: tuple[float, float] = (float("nan"), float("nan"))
+    """The machine's 1-minute load average when the document started and when it ended (its
+    wall time depends on it)."""
 
     @property
     def failures(self) -> list[dict]:
@@ -66,7 +69,8 @@ class ClaimRun:
             "failures": len(self.failures),
             "documents": [
                 {"name": d.name, "document": _shown(d.document),
-                 "seconds": d.seconds, "error": d.error, "results": d.results}
+                 "seconds": d.seconds, "load_average": list(d.load_average), "error": d.error,
+                 "results": d.results}
                 for d in self.documents
             ],
         }  # fmt: skip
@@ -127,7 +131,7 @@ def run_document(
     """Execute one registry's document (or measure the README) and check its claims."""
     from .readme import measure_readme
 
-    t0 = time.perf_counter()
+    t0, load = time.perf_counter(), os.getloadavg()[0]
     error, measured = None, None
     if registry.document.suffix == ".ipynb":
         with tempfile.TemporaryDirectory() as tmp:
@@ -148,7 +152,8 @@ def run_document(
             error = f"{type(e).__name__}: {e}"
     seconds = time.perf_counter() - t0
     return DocumentRun(
-        registry.name, registry.document, seconds, _check(registry, measured, fast), error
+        registry.name, registry.document, seconds, _check(registry, measured, fast), error,
+        (load, os.getloadavg()[0]),
     )
 
 

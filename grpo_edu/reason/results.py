@@ -94,3 +94,76 @@ def readme_table(results_dir=RESULTS_DIR) -> str:
                  moved("forced_direct"), _mean_sd(df["seconds_train_cpu"], "{:.0f}")]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _called(a: pd.Series, b: pd.Series) -> str:
+    """'higher', 'lower' when every seed of ``a`` beats (is beaten by) every seed of ``b``,
+    else 'within the spread' (the rule of ``compare.verdicts``)."""
+    if a.min() > b.max():
+        return "higher"
+    if a.max() < b.min():
+        return "lower"
+    return "within the spread"
+
+
+def first_share_step(metrics: pd.DataFrame, run: str, threshold: float, window: int = 5) -> list:
+    """Per seed, the first training step at which the scratchpad share of the training batches
+    (mean of the last ``window`` steps) reached ``threshold`` (None: never)."""
+    steps = []
+    for _, d in metrics[metrics["run"] == run].groupby("seed"):
+        share = d.set_index("step")["completions/scratchpad_share"].rolling(window).mean()
+        steps.append(int(share[share >= threshold].index.min()) if (share >= threshold).any() else None)
+    return steps
+
+
+def measure_readme_claims(results_dir=RESULTS_DIR) -> dict[str, object]:
+    """The README's reasoning prose claims (``claims/README.toml``), from the seed files and the
+    ``sum4`` card."""
+    from ..models import load_card
+
+    finals, metrics = load_seed_runs(results_dir)
+    by = {run: df for run, df in finals.groupby("run")}
+    os_, ps, sm, b0 = (by[r] for r in ("outcome (OS)", "process (PS)", "step mean reward", "beta 0"))
+    beyond = by["beyond selection (sum5)"]
+    warm = {c["label"]: {int(k): v for k, v in c["curve"].items()} for c in
+            json.loads((Path(results_dir) / "reason_pass_at_k_warm_starts.json").read_text())}  # fmt: skip
+    card = load_card("sum4")["eval"]
+    columns = ["final_scratchpad_share", "final_sampled", "final_greedy", "final_forced_direct",
+               "final_mean_length"]  # fmt: skip
+
+    def ties(a: pd.DataFrame, b: pd.DataFrame, but_length: bool = False) -> bool:
+        """Every column within the spread (or all but the mean length, longer on every seed)."""
+        if but_length:
+            others = [c for c in columns if c != "final_mean_length"]
+            return (all(_called(a[c], b[c]) == "within the spread" for c in others)
+                    and _called(a["final_mean_length"], b["final_mean_length"]) == "higher")  # fmt: skip
+        return all(_called(a[c], b[c]) == "within the spread" for c in columns)
+
+    def longer(a: pd.DataFrame) -> float:
+        return a["final_mean_length"].mean() - os_["final_mean_length"].mean()
+
+    half = {r: first_share_step(metrics, r, 0.5) for r in ("outcome (OS)", "process (PS)")}
+    return {
+        "reason_share": bool(0.05 <= os_["start_scratchpad_share"].mean() < 0.15
+                             and os_["final_scratchpad_share"].min() > 0.99),  # fmt: skip
+        "reason_gain": (os_["final_sampled"] - os_["start_sampled"]).mean(),
+        "reason_longer": (os_["final_mean_length"] / os_["start_mean_length"]).mean(),
+        "reason_cpu": os_["seconds_train_cpu"].mean(),
+        "reason_forced": card["forced_scratchpad"],
+        "reason_below_forced": bool(os_["final_sampled"].max() < card["forced_scratchpad"]),
+        "reason_pass_big": [warm["warm start sum4"][256], os_["final_pass@256_n256"].min()],
+        "reason_pass1": [warm["warm start sum4"][1], os_["final_pass@1_n256"].mean()],
+        "reason_beta_tie": ties(b0, os_, but_length=True),
+        "reason_longer_by": [longer(b0), longer(sm)],
+        "reason_forced_direct": [os_["start_forced_direct"].mean(), os_["final_forced_direct"].mean(),
+                                 b0["final_forced_direct"].mean()],  # fmt: skip
+        "reason_ps_tie": ties(ps, os_),
+        "reason_switch": [min(half["process (PS)"]), max(half["process (PS)"]),
+                          min(half["outcome (OS)"]), max(half["outcome (OS)"])],  # fmt: skip
+        "reason_step_mean": ties(sm, os_, but_length=True),
+        "reason_beyond_share": bool(beyond["final_scratchpad_share"].max() < 0.01),
+        "reason_beyond_flat": _called(beyond["final_sampled"], beyond["start_sampled"])
+        == "within the spread",
+        "reason_beyond_pass": [warm["warm start sum5"][256], beyond["final_pass@256_n256"].min(),
+                               beyond["final_pass@256_n256"].max()],  # fmt: skip
+    }
