@@ -134,8 +134,6 @@ def course_time_table(results: Path = RESULTS) -> str:
         )
         lines.append(f"| {job} | {b['cpu_s']:.1f} | {a['cpu_s']:.1f} | {a['cpu_s'] / b['cpu_s']:.2f} | "
                      f"{wall} | {b['load_start']:.0f} |")  # fmt: skip
-    loaded = {r["OMP_WAIT_POLICY"]: r["two_over_one_median_ratio"]
-              for r in _load("threads_loaded", results)}  # fmt: skip
     totals = course_totals(results)
     for mode in ("fast", "full"):
         t = totals[mode]
@@ -145,12 +143,30 @@ def course_time_table(results: Path = RESULTS) -> str:
     return "\n".join(lines) + "\n"
 
 
+def course_quiet_table(results: Path = RESULTS) -> str:
+    """The course on a quiet machine: every document of the full-mode claim check
+    (``python -m grpo_edu claims``, its report copied to ``claims_full.json``) and ``compare``
+    (``compare_quiet.json``), wall seconds and the load average they ran under."""
+    report, compare = _load("claims_full", results), _load("compare_quiet", results)
+    lines = ["| job | wall s | load average (start, end) |", "|---|---|---|"]
+    notebooks = [d for d in report["documents"] if d["document"].endswith(".ipynb")]
+    for d in notebooks:
+        load = d.get("load_average") or [float("nan")] * 2
+        lines.append(f"| full:{d['name']} | {d['seconds']:.0f} | {load[0]:.1f}, {load[1]:.1f} |")
+    total = sum(d["seconds"] for d in notebooks)
+    lines.append(f"| every notebook, full | {total:.0f} ({total / 60:.1f} min) | |")
+    lines.append(f"| `{compare['command'].replace('python -m grpo_edu ', '')}` | "
+                 f"{compare['wall_seconds']:.0f} | |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
     "step_time": step_time_table,
     "step_phases": step_phases_table,
     "threads": threads_table,
     "memory": memory_table,
     "course_time": course_time_table,
+    "course_quiet": course_quiet_table,
 }
 """Each benchmark results block of the README, by marker name."""
 
