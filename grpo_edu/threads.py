@@ -10,7 +10,8 @@ it again). So:
   environment sets it (the test suite and CI set 1), and otherwise keeps **one thread** unless
   the machine has cores to spare (the load average leaves at least ``IDLE_MARGIN`` more idle cores than a second
   thread needs) **and** a second thread is measured faster on this model's own forward and
-  backward, at least ``MIN_GAIN`` faster, in a probe of well under a second;
+  backward, at least ``MIN_GAIN`` faster, in a probe of about a second (sampling a batch, then
+  one forward and backward);
 - a number is used as it is.
 
 OpenMP reads ``OMP_WAIT_POLICY`` when torch loads, so the command line sets it to ``PASSIVE``
@@ -41,10 +42,13 @@ def idle_cores() -> float:
 
 
 def _probe_step():
-    """One forward + backward of a GRPO-sized batch through the lean forward of a fresh model
-    (16 prompts x 8 completions of 6 tokens): the work a training step is made of."""
+    """What a training step is made of, on a fresh model and a GRPO-sized batch (16 prompts x 8
+    completions of 6 tokens): sampling the completions (many small ops, one token at a time) and
+    one forward + backward through the lean forward. A probe of the forward and backward alone
+    chose two threads on an idle machine where a whole step was 1.4x slower with two."""
     from . import lean
     from .models import build_model
+    from .rollout import sample
 
     model = build_model(seed=0)
     g = torch.Generator().manual_seed(0)
@@ -58,6 +62,8 @@ def _probe_step():
     completion_mask = (torch.arange(T) < lengths).float()
 
     def step():
+        with torch.no_grad():  # the same draws every call: the same work
+            sample(model, prompt_ids, prompt_mask, T, 1.0, torch.Generator().manual_seed(0), G)
         out = lean.shared_prefix_forward(
             model, prompt_ids, prompt_mask, positions, rows, completion_ids, completion_mask
         )
