@@ -397,7 +397,8 @@ def _compare_report(result, target: float) -> str:
 # ----------------------------------------------------------------------------------- paradigm
 PARADIGM_FILES = ("paradigm_metrics.csv", "paradigm_runs.csv", "paradigm_passk.csv",
                   "paradigm_config.json", "paradigm_table.csv", "paradigm_race.png",
-                  "paradigm_passk.png", "paradigm_final.png", "paradigm_coefficients.png")  # fmt: skip
+                  "paradigm_passk.png", "paradigm_final.png", "paradigm_coefficients.png",
+                  "paradigm_run.json")  # fmt: skip
 
 
 def _paradigm_arguments(p: argparse.ArgumentParser) -> None:
@@ -436,6 +437,7 @@ def _paradigm_replot(out: Path) -> int:
 def _paradigm_run(args: argparse.Namespace) -> int:
     import os
 
+    from .machine import machine_info
     from .models import save_policy
     from .paradigm import RaceConfig, check_race_config, format_table, paradigm_figures, run_race
     from .paradigm.race import WARM_START, make_warm_start, passk_table, save_race
@@ -487,10 +489,16 @@ def _paradigm_run(args: argparse.Namespace) -> int:
     print(format_table(result.table).to_string())
     print("pass@k, mean over seeds:")
     print(passk_table(result.passk).to_string(float_format=lambda v: f"{v:.3f}"))
-    load = os.getloadavg()
+    end = os.getloadavg()
     print(f"race wall time {wall:.0f} s ({wall / 60:.1f} min); load average now "
-          f"{load[0]:.1f} (1 min), {load[2]:.1f} (15 min)")  # fmt: skip
-    print("wrote " + ", ".join(str(p) for p in [*files, *paths]))
+          f"{end[0]:.1f} (1 min), {end[2]:.1f} (15 min)")  # fmt: skip
+    run = args.out / "paradigm_run.json"  # how the results were made, and on what
+    run.write_text(json.dumps({
+        "command": "python -m grpo_edu " + " ".join(sys.argv[1:]), "wall_seconds": wall,
+        "cpu_seconds": sum(result.runs["job_cpu_seconds"].dropna()),
+        "load_average": [load[0], end[0]], "workers": config.workers, "machine": machine_info(),
+    }, indent=1) + "\n")  # fmt: skip
+    print("wrote " + ", ".join(str(p) for p in [*files, *paths, run]))
     return 0
 
 

@@ -56,3 +56,20 @@ def test_measure_interleaves_and_restores_the_thread_count():
     seconds = threads.measure((1,), rounds=1)
     assert set(seconds) == {1} and seconds[1] > 0
     assert torch.get_num_threads() == before
+
+
+def test_the_probe_samples_before_it_trains(monkeypatch):
+    """auto's probe times what a step is made of: sampling, then a forward and backward (the
+    forward and backward alone chose two threads where a whole step was slower with two)."""
+    from grpo_edu import rollout
+
+    calls = []
+    real = rollout.sample
+
+    def counting(*args, **kwargs):
+        calls.append(args[3])  # max_new_tokens
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rollout, "sample", counting)
+    times = threads.measure((1,), rounds=1)
+    assert calls == [6, 6] and times[1] > 0  # warm-up and the timed round
