@@ -641,18 +641,18 @@ def _reason_run(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------- book
 def _book_arguments(p: argparse.ArgumentParser) -> None:
-    from .book import DEFAULT_OUT
-
+    # no import of .book here: it needs the [book] extra, and every command's parser is built
     p.add_argument("--fast", action="store_true", help="execute with GRPO_EDU_FAST=1 (CI size)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="build folder (build/book)")
+    p.add_argument("--out", type=Path, help="build folder (default build/book)")
     p.add_argument("--fresh", action="store_true", help="re-execute even unchanged notebooks")
     p.add_argument("--jobs", type=_positive_int, default=1, help="notebooks run at once (1)")
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
 
 
 def _book_run(args: argparse.Namespace) -> int:
-    from .book import NotebookError, build_book
+    from .book import DEFAULT_OUT, NotebookError, build_book
 
+    args.out = args.out or DEFAULT_OUT
     mode = "FAST" if args.fast else "full"
     print(f"book: executing the course notebooks ({mode} mode) and building {args.out}/html")
     try:

@@ -101,26 +101,24 @@ class ScratchpadPretrainConfig(PretrainConfig):
     """k of the card's pass@k."""
 
 
+SCRATCHPAD = ScratchpadPretrainConfig(
+    task="sum4",
+    lr=2e-3,
+    warmup_steps=50,
+    min_lr_ratio=0.0,
+    steps=800,
+    label_smoothing=0.0,
+    eval_every=200,
+)
+"""The scratchpad warm starts' recipe (``sum4``; ``sum5`` changes only what it is shown)."""
+
 RECIPES: dict[str, PretrainConfig] = {
     "add2": PretrainConfig(task="add2", min_lr_ratio=0.05),
     "sub2": PretrainConfig(task="sub2", label_smoothing=0.1, min_lr_ratio=0.05),
-    "sum4": ScratchpadPretrainConfig(
-        task="sum4",
-        lr=2e-3,
-        warmup_steps=50,
-        min_lr_ratio=0.0,
-        steps=800,
-        label_smoothing=0.0,
-        eval_every=200,
-    ),
-    "sum5": ScratchpadPretrainConfig(
+    "sum4": SCRATCHPAD,
+    "sum5": replace(
+        SCRATCHPAD,
         task="sum5",
-        lr=2e-3,
-        warmup_steps=50,
-        min_lr_ratio=0.0,
-        steps=800,
-        label_smoothing=0.0,
-        eval_every=200,
         tasks=("sum3", "sum4", "sum5"),
         direct_only=("sum4", "sum5"),
         max_new_tokens=30,
@@ -211,7 +209,20 @@ def pretrain(
     train_seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     model.eval()
     report = evaluate_policy(model, tokenizer, task.eval, k=8, temperature=1.0, seed=config.seed)
-    card = {
+    return model, tokenizer, card(config, model, probe_acc, report, train_seconds, cpu_seconds)
+
+
+def card(
+    config: PretrainConfig,
+    model,
+    probe_acc: float,
+    report,
+    train_seconds: float,
+    cpu_seconds: float,
+    **extra,
+) -> dict:
+    """A warm start's ``card.json``: its recipe, model, evaluation and timings (and ``extra``)."""
+    return {
         "task": config.task,
         "steps": config.steps,
         "seed": config.seed,
@@ -224,8 +235,8 @@ def pretrain(
         "train_cpu_seconds": round(cpu_seconds, 1),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
-    }
-    return model, tokenizer, card
+        **extra,
+    }  # fmt: skip
 
 
 def _fit(model, config: PretrainConfig, next_batch, probe_accuracy, progress: bool) -> float:

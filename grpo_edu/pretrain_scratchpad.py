@@ -7,15 +7,14 @@ data mixture. The loop, the loss and the learning-rate schedule are ``pretrain``
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 import torch
 
 from .evaluate_formats import evaluate_formats, sample_formats
 from .formats import scratchpad_answer
 from .machine import machine_info
-from .models import load_policy, model_config_of, n_params
-from .pretrain import ScratchpadPretrainConfig, _fit
+from .models import load_policy
+from .pretrain import ScratchpadPretrainConfig, _fit, card
 from .tasks import get_task
 from .vocab import EOS, PAD_ID
 
@@ -93,19 +92,7 @@ def pretrain_scratchpad(config: ScratchpadPretrainConfig, progress: bool = True)
     model.eval()
     report = evaluate_formats(model, tokenizer, get_task(config.task).eval, config.eval_n, 1.0,
                               config.seed, config.max_new_tokens, config.eval_ks)  # fmt: skip
-    card = {
-        "task": config.task,
-        "steps": config.steps,
-        "seed": config.seed,
-        "pretrain": asdict(config),
-        "model": model_config_of(model),
-        "n_params": n_params(model),
-        "probe_sampled_accuracy": probe_acc,
-        "eval": report.as_dict(),
-        "train_seconds": round(train_seconds, 1),
-        "train_cpu_seconds": round(cpu_seconds, 1),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "machine": machine_info(),
-    }
-    return model, tokenizer, card
+    info = card(
+        config, model, probe_acc, report, train_seconds, cpu_seconds, machine=machine_info()
+    )
+    return model, tokenizer, info

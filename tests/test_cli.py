@@ -144,3 +144,18 @@ def test_claims_static_passes_and_unknown_names_are_refused(capsys):
     assert re.search(r"\d+ claims registered in \d+ documents; static check: 0 problems", out)
     status, _, err = run(["claims", "no_such_doc"], capsys)
     assert_one_line_error(status, err, "no registry for ['no_such_doc']")
+
+
+def test_every_command_parses_with_only_the_base_install():
+    """`pip install -e .` then `python -m grpo_edu compare` (the README's first command): no
+    command's parser may import an optional extra (the site's, the exercises', TRL's)."""
+    import subprocess
+    import sys
+
+    extras = ["nbformat", "nbclient", "sphinx", "myst_nb", "trl", "datasets", "accelerate",
+              "playwright", "nbgrader", "jupyterlab"]  # fmt: skip
+    code = (f"import sys\nfor m in {extras!r}: sys.modules[m] = None  # importing it fails\n"
+            "from grpo_edu.cli import build_parser\n"
+            "build_parser().parse_args(['compare', '--fast'])")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]

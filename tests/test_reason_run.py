@@ -142,7 +142,7 @@ def test_readme_reasoning_table_and_verdicts(tmp_path):
 
     import pandas as pd
 
-    from grpo_edu.reason.results import _called, readme_table
+    from grpo_edu.reason.results import called, readme_table
 
     report = {"scratchpad_share": 0.1, "sampled": 0.2, "greedy": 0.9, "forced_direct": 0.05,
               "mean_length": 5.0, "pass_at": {"8": 0.5}}  # fmt: skip
@@ -161,5 +161,5 @@ def test_readme_reasoning_table_and_verdicts(tmp_path):
     assert rows[3].startswith("| the same, β = 0 | 1 |") and "0.200 → 0.800 |" in rows[3]
     assert len(rows) == 4  # runs without results are left out
     a, b = pd.Series([0.8, 0.9]), pd.Series([0.5, 0.79])
-    assert _called(a, b) == "higher" and _called(b, a) == "lower"
-    assert _called(a, pd.Series([0.85])) == "within the spread"
+    assert called(a, b) == "higher" and called(b, a) == "lower"
+    assert called(a, pd.Series([0.85])) == "within the spread"

@@ -178,8 +178,9 @@ def measure(results: Path = RESULTS) -> dict[str, object]:
     passive = threads["PASSIVE"]["two_over_one_median_ratio"]
     spinning = statistics.median(r["two_over_one_median_ratio"] for k, r in threads.items()
                                  if k != "PASSIVE")  # fmt: skip
-    loaded = {r["OMP_WAIT_POLICY"]: r["two_over_one_median_ratio"]
-              for r in _load("threads_loaded", results)}  # fmt: skip
+    loaded_threads = _load("threads_loaded", results)
+    loaded = {r["OMP_WAIT_POLICY"]: r["two_over_one_median_ratio"] for r in loaded_threads}
+    loaded_step = _load("step_time_loaded", results)
     totals = course_totals(results)
     compare = _course(results)
     full = {d["name"]: d["seconds"] for d in _load("claims_full", results)["documents"]
@@ -198,8 +199,8 @@ def measure(results: Path = RESULTS) -> dict[str, object]:
         "bench_before_trl": step["before_grpo_over_trl"],
         "bench_matmul_rate": step["matmul_rate_gflops"],
         "bench_matmul_rate_loaded": [
-            statistics.median(_load("step_time_loaded", results)["load_average_1min"].values()),
-            _load("step_time_loaded", results)["matmul_rate_gflops"],
+            loaded_step["load_average_1min"]["median"],
+            loaded_step["matmul_rate_gflops"],
         ],
         "bench_ppo_floor": step["ppo"]["floor_ratio"],
         "threads_passive": passive,
@@ -207,7 +208,7 @@ def measure(results: Path = RESULTS) -> dict[str, object]:
         "threads_loaded": [loaded["PASSIVE"], loaded["(unset: libgomp default)"]],
         "threads_loaded_load": all(
             14 <= r["load_average_1min"]["min"] and r["load_average_1min"]["max"] < 17.5
-            for r in _load("threads_loaded", results)
+            for r in loaded_threads
         ),  # "about 15 to 17"
         "threads_auto_one": all(r["auto_picks"] == 1 for r in threads.values()),
         "memory_with_activations": memory["lean_ratio"]["with_activations"],

@@ -186,7 +186,6 @@ def _ratio(t: pd.DataFrame, column: str) -> float:
 def measure_readme() -> dict[str, object]:
     """The README's prose claims (``claims/README.toml``), measured from the shipped files."""
     from ..compare import verdicts
-
     from ..reason.results import measure_readme_claims as measure_reason
 
     t, run = per_seed(), compare_run()
@@ -197,23 +196,29 @@ def measure_readme() -> dict[str, object]:
     acc = ["greedy", "sampled", f"pass@{k}", f"maj@{k}"]
     called = verdicts(t, [*acc, "seconds_per_step"], {"seconds_per_step": False})
     after = _column(t, "grpo", f"pass@{k}") + _column(t, "ppo", f"pass@{k}")
-    return {
-        "sampled_tie": [
-            sampled["grpo"][0],
-            sampled["grpo"][1],
-            sampled["ppo"][0],
-            sampled["ppo"][1],
-        ],
-        "accuracy_within_spread": all(called[c] == "within the spread" for c in acc),
-        "pass8": [_column(t, "start", f"pass@{k}")[0], sum(after) / len(after)],
-        "memory_ratio": _ratio(t, "train_state_mb"),
-        "step_time_every_seed": called["seconds_per_step"] == "GRPO better",
-        "step_time_ratio": _ratio(t, "seconds_per_step"),
-        "command_minutes": run["wall_seconds"] / 60,
-        "rebuilt_bitwise": all(cards[t]["rebuilds"][0]["bitwise_equal"] for t in ("add2", "sub2")),
-        "avx2_rebuild": [
-            cards["add2"]["rebuilds"][1]["max_abs_weight_difference"],
-            cards["add2"]["rebuilds"][1]["eval"]["sampled"],
-            cards["add2"]["eval"]["sampled"],
-        ],
-    } | measure_benchmarks() | measure_reason()
+    return (
+        {
+            "sampled_tie": [
+                sampled["grpo"][0],
+                sampled["grpo"][1],
+                sampled["ppo"][0],
+                sampled["ppo"][1],
+            ],
+            "accuracy_within_spread": all(called[c] == "within the spread" for c in acc),
+            "pass8": [_column(t, "start", f"pass@{k}")[0], sum(after) / len(after)],
+            "memory_ratio": _ratio(t, "train_state_mb"),
+            "step_time_every_seed": called["seconds_per_step"] == "GRPO better",
+            "step_time_ratio": _ratio(t, "seconds_per_step"),
+            "command_minutes": run["wall_seconds"] / 60,
+            "rebuilt_bitwise": all(
+                cards[t]["rebuilds"][0]["bitwise_equal"] for t in ("add2", "sub2")
+            ),
+            "avx2_rebuild": [
+                cards["add2"]["rebuilds"][1]["max_abs_weight_difference"],
+                cards["add2"]["rebuilds"][1]["eval"]["sampled"],
+                cards["add2"]["eval"]["sampled"],
+            ],
+        }
+        | measure_benchmarks()
+        | measure_reason()
+    )

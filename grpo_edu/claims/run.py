@@ -152,7 +152,11 @@ def run_document(
             error = f"{type(e).__name__}: {e}"
     seconds = time.perf_counter() - t0
     return DocumentRun(
-        registry.name, registry.document, seconds, _check(registry, measured, fast), error,
+        registry.name,
+        registry.document,
+        seconds,
+        _check(registry, measured, fast),
+        error,
         (load, os.getloadavg()[0]),
     )
 

@@ -20,13 +20,23 @@ One module per concern::
              per format, length) and before and after (``evaluate_formats.FormatReport``)
     probes   pass_at_k_curve (up to k = 256), token_probs, hand_rollout (chosen completions)
     results  load_seed_runs and friends: the results of ``benchmarks/reason_seeds.py``
+             (tables, ``mean_sd``, ``called``: a difference only where every seed agrees,
+             ``first_share_step``: when the scratchpads took over)
     plots    the chapter's figures
 
 ``python -m grpo_edu reason`` runs the R1-Zero run and writes its figures and CSV.
 """
 
 from .probes import PASS_KS, hand_rollout, pass_at_k_curve, token_probs
-from .results import RESULTS_DIR, load_seed_runs, seed_pass_curves, seed_table
+from .results import (
+    RESULTS_DIR,
+    called,
+    first_share_step,
+    load_seed_runs,
+    mean_sd,
+    seed_pass_curves,
+    seed_table,
+)
 from .run import (
     EVAL_COLUMNS,
     EXPERIMENTS,
@@ -51,9 +61,12 @@ __all__ = [
     "STEP_MEAN",
     "ReasonConfig",
     "ReasonResult",
+    "called",
+    "first_share_step",
     "format_callback",
     "hand_rollout",
     "load_seed_runs",
+    "mean_sd",
     "pass_at_k_curve",
     "run_reason",
     "seed_pass_curves",

@@ -65,11 +65,17 @@ README_RUNS = {
 """The runs of the README's reasoning table, in order, and their labels."""
 
 
-def _mean_sd(values: pd.Series, fmt: str) -> str:
+def mean_sd(values: pd.Series, fmt: str = "{:.3f}") -> str:
+    """``"mean ± sd"`` over seeds (sd with ddof 1); the mean alone for one seed."""
     values = values.dropna()
     if len(values) < 2:
         return fmt.format(values.mean()) if len(values) else ""
     return f"{fmt.format(values.mean())} ± {fmt.format(values.std(ddof=1))}"
+
+
+def _moved(runs: pd.DataFrame, column: str, fmt: str = "{:.3f}") -> str:
+    """``"start → final"`` of ``column``, each as ``mean_sd``."""
+    return f"{mean_sd(runs[f'start_{column}'], fmt)} → {mean_sd(runs[f'final_{column}'], fmt)}"
 
 
 def readme_table(results_dir=RESULTS_DIR) -> str:
@@ -84,19 +90,14 @@ def readme_table(results_dir=RESULTS_DIR) -> str:
         df = finals[finals["run"] == run]
         if df.empty:
             continue
-
-        def moved(column: str, fmt: str = "{:.3f}") -> str:
-            return (f"{_mean_sd(df[f'start_{column}'], fmt)} → "
-                    f"{_mean_sd(df[f'final_{column}'], fmt)}")  # fmt: skip
-
-        cells = [label, str(len(df)), moved("scratchpad_share"), moved("sampled"),
-                 moved("mean_length", "{:.1f}"), _mean_sd(df["final_greedy"], "{:.3f}"),
-                 moved("forced_direct"), _mean_sd(df["seconds_train_cpu"], "{:.0f}")]  # fmt: skip
+        cells = [label, str(len(df)), _moved(df, "scratchpad_share"), _moved(df, "sampled"),
+                 _moved(df, "mean_length", "{:.1f}"), mean_sd(df["final_greedy"]),
+                 _moved(df, "forced_direct"), mean_sd(df["seconds_train_cpu"], "{:.0f}")]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _called(a: pd.Series, b: pd.Series) -> str:
+def called(a: pd.Series, b: pd.Series) -> str:
     """'higher', 'lower' when every seed of ``a`` beats (is beaten by) every seed of ``b``,
     else 'within the spread' (the rule of ``compare.verdicts``)."""
     if a.min() > b.max():
@@ -112,7 +113,9 @@ def first_share_step(metrics: pd.DataFrame, run: str, threshold: float, window: 
     steps = []
     for _, d in metrics[metrics["run"] == run].groupby("seed"):
         share = d.set_index("step")["completions/scratchpad_share"].rolling(window).mean()
-        steps.append(int(share[share >= threshold].index.min()) if (share >= threshold).any() else None)
+        steps.append(
+            int(share[share >= threshold].index.min()) if (share >= threshold).any() else None
+        )
     return steps
 
 
@@ -123,7 +126,9 @@ def measure_readme_claims(results_dir=RESULTS_DIR) -> dict[str, object]:
 
     finals, metrics = load_seed_runs(results_dir)
     by = {run: df for run, df in finals.groupby("run")}
-    os_, ps, sm, b0 = (by[r] for r in ("outcome (OS)", "process (PS)", "step mean reward", "beta 0"))
+    os_, ps, sm, b0 = (
+        by[r] for r in ("outcome (OS)", "process (PS)", "step mean reward", "beta 0")
+    )
     beyond = by["beyond selection (sum5)"]
     warm = {c["label"]: {int(k): v for k, v in c["curve"].items()} for c in
             json.loads((Path(results_dir) / "reason_pass_at_k_warm_starts.json").read_text())}  # fmt: skip
@@ -135,17 +140,19 @@ def measure_readme_claims(results_dir=RESULTS_DIR) -> dict[str, object]:
         """Every column within the spread (or all but the mean length, longer on every seed)."""
         if but_length:
             others = [c for c in columns if c != "final_mean_length"]
-            return (all(_called(a[c], b[c]) == "within the spread" for c in others)
-                    and _called(a["final_mean_length"], b["final_mean_length"]) == "higher")  # fmt: skip
-        return all(_called(a[c], b[c]) == "within the spread" for c in columns)
+            return (all(called(a[c], b[c]) == "within the spread" for c in others)
+                    and called(a["final_mean_length"], b["final_mean_length"]) == "higher")  # fmt: skip
+        return all(called(a[c], b[c]) == "within the spread" for c in columns)
 
     def longer(a: pd.DataFrame) -> float:
         return a["final_mean_length"].mean() - os_["final_mean_length"].mean()
 
     half = {r: first_share_step(metrics, r, 0.5) for r in ("outcome (OS)", "process (PS)")}
     return {
-        "reason_share": bool(0.05 <= os_["start_scratchpad_share"].mean() < 0.15
-                             and os_["final_scratchpad_share"].min() > 0.99),  # fmt: skip
+        "reason_share": bool(
+            0.05 <= os_["start_scratchpad_share"].mean() < 0.15
+            and os_["final_scratchpad_share"].min() > 0.99
+        ),  # fmt: skip
         "reason_gain": (os_["final_sampled"] - os_["start_sampled"]).mean(),
         "reason_longer": (os_["final_mean_length"] / os_["start_mean_length"]).mean(),
         "reason_cpu": os_["seconds_train_cpu"].mean(),
@@ -155,15 +162,25 @@ def measure_readme_claims(results_dir=RESULTS_DIR) -> dict[str, object]:
         "reason_pass1": [warm["warm start sum4"][1], os_["final_pass@1_n256"].mean()],
         "reason_beta_tie": ties(b0, os_, but_length=True),
         "reason_longer_by": [longer(b0), longer(sm)],
-        "reason_forced_direct": [os_["start_forced_direct"].mean(), os_["final_forced_direct"].mean(),
-                                 b0["final_forced_direct"].mean()],  # fmt: skip
+        "reason_forced_direct": [
+            os_["start_forced_direct"].mean(),
+            os_["final_forced_direct"].mean(),
+            b0["final_forced_direct"].mean(),
+        ],  # fmt: skip
         "reason_ps_tie": ties(ps, os_),
-        "reason_switch": [min(half["process (PS)"]), max(half["process (PS)"]),
-                          min(half["outcome (OS)"]), max(half["outcome (OS)"])],  # fmt: skip
+        "reason_switch": [
+            min(half["process (PS)"]),
+            max(half["process (PS)"]),
+            min(half["outcome (OS)"]),
+            max(half["outcome (OS)"]),
+        ],  # fmt: skip
         "reason_step_mean": ties(sm, os_, but_length=True),
         "reason_beyond_share": bool(beyond["final_scratchpad_share"].max() < 0.01),
-        "reason_beyond_flat": _called(beyond["final_sampled"], beyond["start_sampled"])
+        "reason_beyond_flat": called(beyond["final_sampled"], beyond["start_sampled"])
         == "within the spread",
-        "reason_beyond_pass": [warm["warm start sum5"][256], beyond["final_pass@256_n256"].min(),
-                               beyond["final_pass@256_n256"].max()],  # fmt: skip
+        "reason_beyond_pass": [
+            warm["warm start sum5"][256],
+            beyond["final_pass@256_n256"].min(),
+            beyond["final_pass@256_n256"].max(),
+        ],  # fmt: skip
     }
